@@ -1,0 +1,81 @@
+"""Service declarations: adding a local service is one ``register(Service(...))`` call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from lakehouse.config import Config
+
+
+def _no_env(cfg: Config) -> dict[str, str]:
+    return {}
+
+
+def _no_ports(cfg: Config) -> list[int]:
+    return []
+
+
+@dataclass(frozen=True)
+class Service:
+    """One background service the supervisor can start, check and stop.
+
+    ``section`` is the config section holding ``host`` and ``port``; ``command`` builds the argv;
+    ``health_path`` is fetched over HTTP on that port; ``extra_ports`` lists other ports the process
+    binds (checked for conflicts before start); ``prepare`` runs before start (write config files),
+    ``after_start`` once healthy (create buckets, users).
+    """
+
+    name: str
+    section: str
+    command: Callable[[Config], list[str]]
+    health_path: str = "/"
+    env: Callable[[Config], dict[str, str]] = _no_env
+    extra_ports: Callable[[Config], list[int]] = _no_ports
+    prepare: Callable[[Config], None] | None = None
+    after_start: Callable[[Config], None] | None = None
+    depends_on: tuple[str, ...] = ()
+    start_timeout: float = 90.0
+    stop_grace: float = 10.0
+    description: str = ""
+    order: int = field(default=100)
+
+    def host(self, cfg: Config) -> str:
+        return getattr(cfg.settings, self.section).host
+
+    def port(self, cfg: Config) -> int:
+        return getattr(cfg.settings, self.section).port
+
+    def url(self, cfg: Config) -> str:
+        return f"http://{self.host(cfg)}:{self.port(cfg)}"
+
+    def health_url(self, cfg: Config) -> str:
+        return self.url(cfg) + self.health_path
+
+
+_REGISTRY: dict[str, Service] = {}
+
+
+def register(service: Service) -> Service:
+    """Add a service to the registry (idempotent by name)."""
+    _REGISTRY[service.name] = service
+    return service
+
+
+def all_services() -> list[Service]:
+    """Registered services in start order."""
+    _load_builtin()
+    return sorted(_REGISTRY.values(), key=lambda s: (s.order, s.name))
+
+
+def get_service(name: str) -> Service:
+    """The service called ``name``; ValueError listing the known ones otherwise."""
+    _load_builtin()
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown service '{name}' (known: {', '.join(s.name for s in all_services())})")
+    return _REGISTRY[name]
+
+
+def _load_builtin() -> None:
+    # Importing a module registers its services.
+    from lakehouse.services import builtin  # noqa: F401
