@@ -143,6 +143,11 @@ def config_show() -> None:
     console.print(table)
 
 
+from lakehouse.commands import register_all  # noqa: E402
+
+register_all(app)
+
+
 def main() -> None:
     """Entry point with timing for debugging."""
     t0 = time.perf_counter()

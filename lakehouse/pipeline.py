@@ -6,6 +6,7 @@ with ``run=None`` so `lakehouse run` can say so. Later stages register themselve
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,16 +25,32 @@ class Stage:
     run: Callable[[Config, Console], str | None] | None
 
 
+#: (stage name, module in lakehouse.stages, description), in run order.
+STAGES = (
+    ("ingest", "ingest", "quotes from the configured source into Iceberg raw.quotes (dlt)"),
+    ("transform-lake", "transform_lake", "dbt-duckdb: staging and features as Iceberg tables"),
+    ("train", "train", "scikit-learn models, walk-forward evaluation, MLflow registry"),
+    ("predict", "predict", "one-week-ahead forecasts into Iceberg ml.predictions"),
+    ("evaluate", "evaluate", "past predictions joined with realized quotes"),
+    ("transform-dwh", "transform_dwh", "dbt-clickhouse: serving marts in ClickHouse"),
+)
+
+
+def _load_stage(module: str) -> Callable[[Config, Console], str | None] | None:
+    try:
+        mod = importlib.import_module(f"lakehouse.stages.{module}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"lakehouse.stages.{module}":
+            return None
+        raise
+    return mod.run_stage
+
+
 def stages() -> list[Stage]:
     """The pipeline's stages in order; ``run`` is None for stages not built yet."""
-    return [
-        Stage("health", "check the configuration and the storage", check_health),
-        Stage("ingest", "quotes from the configured source into Iceberg raw.quotes (dlt)", None),
-        Stage("transform-lake", "dbt-duckdb: staging and features as Iceberg tables", None),
-        Stage("train", "scikit-learn models, walk-forward evaluation, MLflow registry", None),
-        Stage("predict", "one-week-ahead forecasts into Iceberg ml.predictions", None),
-        Stage("transform-dwh", "dbt-clickhouse: serving marts in ClickHouse", None),
-    ]
+    out = [Stage("health", "check the configuration and the storage", check_health)]
+    out += [Stage(name, desc, _load_stage(module)) for name, module, desc in STAGES]
+    return out
 
 
 class StageFailed(RuntimeError):
