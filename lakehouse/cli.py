@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -119,10 +120,8 @@ def logs(
         err_console.print(f"no log yet for {service} ({path})")
         raise typer.Exit(1)
     if follow:
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             subprocess.run(["tail", "-n", str(lines), "-F", str(path)], check=False)
-        except KeyboardInterrupt:
-            pass
         return
     text = path.read_text(errors="replace").splitlines()[-lines:]
     sys.stdout.write("\n".join(text) + "\n")

@@ -18,7 +18,8 @@ def extension_path(name: str) -> Path:
     found = sorted(root.rglob(f"{name}.duckdb_extension"))
     if not found:
         raise FileNotFoundError(
-            f"DuckDB extension '{name}' not found in {root}; reinstall duckdb-extension-{name}=={duckdb.__version__}"
+            f"DuckDB extension '{name}' not found in {root}; "
+            f"reinstall duckdb-extension-{name}=={duckdb.__version__}"
         )
     return found[0]
 

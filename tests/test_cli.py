@@ -44,7 +44,8 @@ def test_run_on_fresh_state_dir(lh_env) -> None:
 
 
 def test_config_show_masks_secrets(lh_env) -> None:
-    res = run_cli("config", "show", env={**lh_env, "LAKEHOUSE_CLICKHOUSE__PASSWORD": "topsecret-value", "COLUMNS": "200"})
+    env = {**lh_env, "LAKEHOUSE_CLICKHOUSE__PASSWORD": "topsecret-value", "COLUMNS": "200"}
+    res = run_cli("config", "show", env=env)
     assert res.returncode == 0, res.stderr
     assert "topsecret-value" not in res.stdout
     assert "LAKEHOUSE_CLICKHOUSE__PASSWORD" in res.stdout

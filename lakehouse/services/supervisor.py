@@ -7,6 +7,7 @@ recorded pids: SIGTERM to the process group, then SIGKILL after a grace period.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -185,10 +186,8 @@ def _kill_group(pid: int, grace: float) -> None:
         return
     _, alive = psutil.wait_procs(members or [psutil.Process(pid)], timeout=grace)
     if alive:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         psutil.wait_procs(alive, timeout=5)
 
 
