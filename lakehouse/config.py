@@ -70,6 +70,7 @@ class CatalogConfig(_Service):
     token_ttl_seconds: int = Field(3600, ge=1)
     token_secret: str = ""
     clients: dict[str, str] = Field(default_factory=dict)
+    platform_secret: str = ""
 
 
 class ClickHouseConfig(_Service):
@@ -83,6 +84,15 @@ class MlflowConfig(_Service):
     port: int = Field(5000, ge=1, le=65535)
     experiment: str = "stock_forecast"
     model_name: str = "stock_forecaster"
+    tracking_uri: str = ""
+    retrain: bool = False
+    models: list[str] = Field(default_factory=lambda: ["naive", "drift", "ridge", "hist_gbr"])
+    cv_folds: int = Field(5, ge=1)
+    cv_test_days: int = Field(63, ge=5)
+    min_history_days: int = Field(250, ge=20)
+    plot_tickers: int = Field(10, ge=0)
+
+    _models = field_validator("models", mode="before")(lambda v: _split_models(v))
 
 
 class AirflowConfig(_Service):
@@ -96,6 +106,12 @@ class SupersetConfig(_Service):
     admin_user: str = "admin"
     admin_password: str = ""
     secret_key: str = ""
+
+
+def _split_models(value: Any) -> Any:
+    if isinstance(value, str):
+        return [m.strip() for m in value.split(",") if m.strip()]
+    return value
 
 
 def _split_tickers(value: Any) -> Any:
@@ -129,11 +145,20 @@ class YahooSourceConfig(_Section):
     _tickers = field_validator("tickers", mode="before")(_split_tickers)
 
 
+class SyntheticSourceConfig(_Section):
+    n_tickers: int = Field(50, ge=1, le=10000)
+    start: str = "2005-01-03"
+
+
 class SourcesConfig(_Section):
     default: Literal["sample", "moex", "yahoo"] = "sample"
+    max_retries: int = Field(5, ge=0, le=20)
+    backoff_base_seconds: float = Field(0.5, ge=0)
+    backoff_max_seconds: float = Field(30, ge=0)
     sample: SampleSourceConfig = Field(default_factory=SampleSourceConfig)
     moex: MoexSourceConfig = Field(default_factory=MoexSourceConfig)
     yahoo: YahooSourceConfig = Field(default_factory=YahooSourceConfig)
+    synthetic: SyntheticSourceConfig = Field(default_factory=SyntheticSourceConfig)
 
 
 class Settings(_Section):
@@ -154,6 +179,7 @@ GENERATED_SECRETS: dict[tuple[str, str], Any] = {
     ("objectstore", "access_key"): lambda: "LH" + secrets.token_hex(9).upper(),
     ("objectstore", "secret_key"): lambda: secrets.token_urlsafe(30),
     ("catalog", "token_secret"): lambda: secrets.token_urlsafe(32),
+    ("catalog", "platform_secret"): lambda: secrets.token_urlsafe(24),
     ("clickhouse", "password"): lambda: secrets.token_urlsafe(18),
     ("airflow", "admin_password"): lambda: secrets.token_urlsafe(12),
     ("superset", "admin_password"): lambda: secrets.token_urlsafe(12),

@@ -1,0 +1,130 @@
+"""Reading and writing table metadata files through pyiceberg's FileIO, with a cache.
+
+Metadata files are immutable, so parsed metadata is cached by location. Top-level fields that
+pyiceberg's model does not know (e.g. ``encryption-keys``) are kept beside the model and written
+back, so metadata written by other engines survives a commit through this server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+from pyiceberg.io import FileIO, load_file_io
+from pyiceberg.table.metadata import TableMetadata, TableMetadataUtil
+
+from catalog.errors import BadRequest, NotFound
+
+#: Metadata fields of the table spec that pyiceberg's TableMetadata model drops.
+EXTRA_FIELDS = ("encryption-keys",)
+
+
+@dataclass(frozen=True)
+class LoadedMetadata:
+    """A parsed metadata file: the model, the file's JSON text, and fields pyiceberg does not model."""
+
+    location: str
+    metadata: TableMetadata
+    raw: bytes  # the JSON document (uncompressed)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The metadata as a JSON-ready dict."""
+        return json.loads(self.raw)
+
+
+class MetadataFiles:
+    """FileIO access to metadata files for one warehouse, with an LRU cache of parsed files."""
+
+    def __init__(self, properties: dict[str, str], cache_size: int = 512) -> None:
+        self.properties = dict(properties)
+        self._io: dict[str, FileIO] = {}
+        self._cache: OrderedDict[str, LoadedMetadata] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    def io(self, location: str) -> FileIO:
+        """The FileIO for a location's scheme (shared)."""
+        scheme = urlparse(location).scheme or "file"
+        with self._lock:
+            fio = self._io.get(scheme)
+            if fio is None:
+                fio = self._io[scheme] = load_file_io(self.properties, location)
+            return fio
+
+    def read(self, location: str) -> LoadedMetadata:
+        """Parse the metadata file at ``location`` (cached)."""
+        with self._lock:
+            hit = self._cache.get(location)
+            if hit is not None:
+                self._cache.move_to_end(location)
+                return hit
+        try:
+            with self.io(location).new_input(location).open() as f:
+                data = f.read()
+        except FileNotFoundError as exc:
+            raise NotFound(f"Metadata file does not exist: {location}") from exc
+        if location.endswith(".gz.metadata.json") or data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        try:
+            doc = json.loads(data)
+            metadata = TableMetadataUtil.parse_obj(doc)
+        except Exception as exc:  # noqa: BLE001 - any parse failure is a bad metadata file
+            raise BadRequest(f"Invalid table metadata file {location}: {exc}") from exc
+        extras = {k: doc[k] for k in EXTRA_FIELDS if k in doc}
+        loaded = LoadedMetadata(location, metadata, data, extras)
+        self._remember(loaded)
+        return loaded
+
+    def _remember(self, loaded: LoadedMetadata) -> None:
+        with self._lock:
+            self._cache[loaded.location] = loaded
+            self._cache.move_to_end(loaded.location)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+
+    def write(self, location: str, metadata: TableMetadata, extras: dict[str, Any] | None = None) -> LoadedMetadata:
+        """Write a new metadata file (never overwrites) and cache it."""
+        doc = json.loads(metadata.model_dump_json(exclude_none=True))
+        for k, v in (extras or {}).items():
+            if v:
+                doc[k] = v
+        data = json.dumps(doc, separators=(",", ":")).encode()
+        payload = gzip.compress(data) if location.endswith(".gz.metadata.json") else data
+        with self.io(location).new_output(location).create(overwrite=False) as out:
+            out.write(payload)
+        loaded = LoadedMetadata(location, metadata, data, dict(extras or {}))
+        self._remember(loaded)
+        return loaded
+
+    def read_json(self, location: str) -> dict[str, Any]:
+        """A JSON document (e.g. view metadata), uncached."""
+        try:
+            with self.io(location).new_input(location).open() as f:
+                data = f.read()
+        except FileNotFoundError as exc:
+            raise NotFound(f"Metadata file does not exist: {location}") from exc
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        try:
+            return json.loads(data)
+        except ValueError as exc:
+            raise BadRequest(f"Invalid metadata file {location}: {exc}") from exc
+
+    def write_json(self, location: str, doc: dict[str, Any]) -> None:
+        """Write a new JSON document (never overwrites)."""
+        with self.io(location).new_output(location).create(overwrite=False) as out:
+            out.write(json.dumps(doc, separators=(",", ":")).encode())
+
+    def delete(self, location: str) -> None:
+        """Delete a file, ignoring a missing one."""
+        with contextlib.suppress(FileNotFoundError, OSError):
+            self.io(location).delete(location)
+        with self._lock:
+            self._cache.pop(location, None)

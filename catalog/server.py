@@ -1,0 +1,165 @@
+"""Running the catalog: as a service (``lakehouse catalog serve``) or in-process in a background thread."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from catalog.auth import Auth
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from lakehouse.config import Config
+
+
+def storage_properties(cfg: Config, warehouse_uri: str) -> dict[str, str]:
+    """FileIO properties for the warehouse: the object store's endpoint and keys for s3:// warehouses."""
+    if not warehouse_uri.startswith("s3://"):
+        return {}
+    o = cfg.objectstore
+    return {
+        "s3.endpoint": cfg.s3_endpoint,
+        "s3.access-key-id": o.access_key,
+        "s3.secret-access-key": o.secret_key,
+        "s3.region": o.region,
+        "s3.path-style-access": "true",
+    }
+
+
+PLATFORM_CLIENT = "lakehouse-platform"
+
+
+def platform_credential(cfg: Config) -> str:
+    """``client_id:secret`` of the built-in client the platform's own commands use when auth is on."""
+    return f"{PLATFORM_CLIENT}:{cfg.catalog.platform_secret}"
+
+
+def auth_from_config(cfg: Config) -> Auth:
+    """The auth settings of ``[catalog]``: configured clients plus the platform's built-in client."""
+    from catalog.auth import hash_secret
+
+    c = cfg.catalog
+    clients = dict(c.clients)
+    if c.auth and c.platform_secret:
+        clients.setdefault(PLATFORM_CLIENT, hash_secret(c.platform_secret))
+    return Auth(enabled=c.auth, clients=clients, token_secret=c.token_secret, ttl_seconds=c.token_ttl_seconds)
+
+
+def app_from_config(cfg: Config, db_url: str | None = None, warehouse_uri: str | None = None,
+                    log_requests: bool = True) -> FastAPI:
+    """The catalog app for the platform's configuration (optionally another database or warehouse)."""
+    from catalog.app import create_app
+
+    warehouse = (warehouse_uri or cfg.warehouse_uri).rstrip("/")
+    return create_app(
+        db_url or cfg.catalog_db_url,
+        warehouse,
+        warehouse_name=cfg.catalog.warehouse_name,
+        storage_properties=storage_properties(cfg, warehouse),
+        auth=auth_from_config(cfg),
+        log_requests=log_requests,
+    )
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log line (the access log lines are JSON already)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        msg = record.getMessage()
+        if msg.startswith("{"):
+            try:
+                body = json.loads(msg)
+            except ValueError:
+                body = {"message": msg}
+        else:
+            body = {"message": msg}
+        from catalog.app import request_id
+
+        out = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+               "level": record.levelname, "logger": record.name}
+        if rid := request_id.get():
+            out["request_id"] = rid
+        out.update(body)
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Structured JSON logs on stderr for the catalog and uvicorn."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    for name in ("catalog", "uvicorn", "uvicorn.error"):
+        lg = logging.getLogger(name)
+        lg.handlers[:] = [handler]
+        lg.setLevel(level)
+        lg.propagate = False
+
+
+def warm_up(app: FastAPI) -> None:
+    """Load the warehouse FileIO (pyarrow) before serving, so the first commit is not slowed by imports."""
+    import pyiceberg.io.pyarrow  # noqa: F401
+
+    app.state.service.files.io(app.state.warehouse_uri)
+
+
+def serve(app: FastAPI, host: str, port: int, log_level: str = "INFO") -> None:
+    """Run the app with uvicorn in the foreground until SIGTERM/SIGINT."""
+    import uvicorn
+
+    configure_logging(log_level)
+    warm_up(app)
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, log_level=log_level.lower(),
+                timeout_graceful_shutdown=5)
+
+
+class BackgroundServer:
+    """The catalog on a free loopback port in a daemon thread (for ``open_lake`` and tests)."""
+
+    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> None:
+        import uvicorn
+
+        # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted connections only for sockets whose
+        # proto is TCP; with proto 0 every response waits ~40 ms for Nagle + delayed ACK.
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.host, self.port = self.sock.getsockname()[:2]
+        config = uvicorn.Config(app, log_config=None, access_log=False, log_level="warning", lifespan="on",
+                                timeout_graceful_shutdown=2)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
+                                       name=f"catalog-{self.port}", daemon=True)
+
+    @property
+    def url(self) -> str:
+        """Base URI (the REST API is under /v1)."""
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> BackgroundServer:
+        """Start serving and wait until the server accepts requests."""
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the in-process catalog server did not start on {self.url}")
+            time.sleep(0.002)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and wait for the thread."""
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+    def __enter__(self) -> BackgroundServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,58 @@
+"""``lakehouse catalog``: run and use the Iceberg REST catalog server."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+console = Console()
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``catalog`` sub-commands to the root app."""
+    cat = typer.Typer(help="The Iceberg REST catalog server.", no_args_is_help=True)
+    app.add_typer(cat, name="catalog")
+
+    @cat.command()
+    def serve(
+        host: str = typer.Option(None, help="Bind address (default: catalog.host)."),
+        port: int = typer.Option(None, help="Port (default: catalog.port)."),
+        db: str = typer.Option(None, help="SQLAlchemy URL of the catalog database (default: catalog.db or "
+                                          "SQLite in the state dir); postgresql+psycopg://... works too."),
+        warehouse: str = typer.Option(None, help="Root for new tables: file:///... or s3://bucket/prefix "
+                                                 "(default: catalog.warehouse or by mode)."),
+    ) -> None:
+        """Run the catalog server in the foreground (the service `lakehouse up catalog` runs this)."""
+        from catalog.server import app_from_config
+        from catalog.server import serve as run
+        from lakehouse.cli import load_or_exit
+
+        cfg = load_or_exit()
+        app = app_from_config(cfg, db_url=db, warehouse_uri=warehouse)
+        run(app, host or cfg.catalog.host, port or cfg.catalog.port, cfg.general.log_level)
+
+    @cat.command("hash-secret")
+    def hash_secret_cmd(secret: str = typer.Argument(..., help="The client secret to hash.")) -> None:
+        """Print the hashed form of a client secret for \\[catalog.clients] in lakehouse.toml."""
+        from catalog.auth import hash_secret
+
+        console.print(hash_secret(secret), highlight=False)
+
+    @cat.command("list")
+    def list_cmd() -> None:
+        """List namespaces and tables through the REST catalog."""
+        from lakehouse.cli import load_or_exit
+        from lakehouse.lake import open_lake
+
+        cfg = load_or_exit()
+        with open_lake(cfg) as lake:
+            console.print(f"catalog {lake.uri} warehouse {lake.warehouse_uri}")
+
+            def walk(ns: tuple[str, ...], depth: int) -> None:
+                for child in lake.catalog.list_namespaces(ns):
+                    console.print("  " * depth + ".".join(child) + "/")
+                    for t in lake.catalog.list_tables(child):
+                        console.print("  " * (depth + 1) + ".".join(t))
+                    walk(child, depth + 1)
+
+            walk((), 0)
