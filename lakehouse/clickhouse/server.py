@@ -1,0 +1,320 @@
+"""ClickHouse's HTTP interface in front of chdb: the part clickhouse-connect, dbt-clickhouse and
+Superset's ``clickhousedb://`` dialect use.
+
+- ``GET /ping`` (and ``GET /`` without a query, ``/replicas_status``) answers ``Ok.``;
+- ``GET``/``POST /``: the SQL is the ``query`` parameter followed by the body (plain, chunked,
+  ``multipart/form-data`` fields, or compressed per ``Content-Encoding``); ``GET`` is read-only;
+- ``database``, ``session_id``/``session_timeout``/``session_check``, ``query_id``,
+  ``default_format``, ``param_<name>`` bound parameters; every other parameter is a setting;
+- the response is whatever ``FORMAT`` the query names (TabSeparated by default), compressed per
+  ``Accept-Encoding`` when ``enable_http_compression=1``, with the ``X-ClickHouse-*`` headers;
+- errors: HTTP 500 (401 for authentication) with ``X-ClickHouse-Exception-Code`` and the message;
+- authentication: HTTP basic, ``X-ClickHouse-User``/``X-ClickHouse-Key`` or ``user``/``password``
+  parameters, checked against one configured user.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import logging
+import socket
+import threading
+import time
+import urllib.parse
+from email.parser import BytesParser
+from email.policy import HTTP
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from lakehouse.clickhouse import codecs
+from lakehouse.clickhouse.engine import DEFAULT_SESSION_TIMEOUT, Engine, QueryError, QueryRequest
+
+log = logging.getLogger("lakehouse.clickhouse")
+
+#: URL parameters the HTTP layer consumes; everything else (but ``param_*``) is a ClickHouse setting.
+TRANSPORT_PARAMS = frozenset({
+    "query", "database", "default_format", "session_id", "session_timeout", "session_check", "query_id",
+    "user", "password", "quota_key", "compress", "decompress", "buffer_size", "wait_end_of_query",
+    "client_protocol_version", "role", "enable_http_compression", "http_zlib_compression_level",
+    "send_progress_in_http_headers", "http_headers_progress_interval_ms", "http_wait_end_of_query",
+    "cancel_http_readonly_queries_on_client_close", "readonly", "http_response_buffer_size",
+})
+
+_TRUE = {"1", "true", "yes", "on"}
+_TEXT_TYPES = {
+    "tabseparated": "text/tab-separated-values; charset=UTF-8",
+    "tsv": "text/tab-separated-values; charset=UTF-8",
+    "csv": "text/csv; charset=UTF-8; header=absent",
+    "csvwithnames": "text/csv; charset=UTF-8; header=present",
+    "json": "application/json; charset=UTF-8",
+    "jsoncompact": "application/json; charset=UTF-8",
+    "jsoneachrow": "application/x-ndjson; charset=UTF-8",
+    "xml": "application/xml; charset=UTF-8",
+}
+_BINARY_PREFIXES = ("native", "rowbinary", "arrow", "parquet", "orc", "avro", "capnproto", "protobuf", "msgpack")
+
+
+def content_type(fmt: str | None) -> str:
+    """The Content-Type clickhouse-server sends for output format ``fmt``."""
+    if not fmt:
+        return "text/plain; charset=UTF-8"
+    low = fmt.lower()
+    if low in _TEXT_TYPES:
+        return _TEXT_TYPES[low]
+    if low.startswith("tabseparated") or low.startswith("tsv"):
+        return _TEXT_TYPES["tsv"]
+    if low.startswith(_BINARY_PREFIXES):
+        return "application/octet-stream"
+    if low.startswith("json"):
+        return _TEXT_TYPES["json"]
+    return "text/plain; charset=UTF-8"
+
+
+class FrontServer(ThreadingHTTPServer):
+    """Threaded HTTP server owning one :class:`Engine`; one configured user may query it."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], engine: Engine, user: str, password: str,
+                 display_name: str | None = None):
+        self.engine = engine
+        self.user = user
+        self.password = password
+        self.display_name = display_name or f"lakehouse-chdb@{socket.gethostname()}"
+        super().__init__(address, _Handler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+
+class _BadRequest(Exception):
+    def __init__(self, code: int, message: str, status: int = 400):
+        super().__init__(message)
+        self.error = QueryError.of(code, message)
+        self.status = status
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "ClickHouse"
+    sys_version = ""
+    timeout = 120  # idle keep-alive connections are closed after this many seconds
+    wbufsize = 1 << 16  # headers and body leave in one write (flushed after each request)
+    server: FrontServer
+
+    def setup(self) -> None:
+        super().setup()
+        # no Nagle: a small response must not wait for the client's delayed ACK (~40 ms)
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    # -- plumbing --------------------------------------------------------------------------------
+    def version_string(self) -> str:
+        return self.server_version
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - BaseHTTPRequestHandler's signature
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._simple(200, b"")
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._dispatch(read_only=True)
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._dispatch(read_only=False)
+
+    def _simple(self, status: int, body: bytes, ctype: str = "text/html; charset=UTF-8") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            parts = []
+            while True:
+                line = self.rfile.readline(65537)
+                if not line:
+                    raise _BadRequest(33, "unexpected end of chunked request body")
+                size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    break
+                chunk = self.rfile.read(size)
+                if len(chunk) != size:
+                    raise _BadRequest(33, "the client closed the connection inside a request body chunk")
+                parts.append(chunk)
+                self.rfile.readline(3)
+            return b"".join(parts)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length > 0 else b""
+        if len(body) != length:  # never run a truncated query or insert
+            raise _BadRequest(33, f"request body ended after {len(body)} of {length} bytes")
+        return body
+
+    def _authenticate(self, params: dict[str, str]) -> None:
+        user = self.headers.get("X-ClickHouse-User")
+        key = self.headers.get("X-ClickHouse-Key")
+        auth = self.headers.get("Authorization", "")
+        if user is None and auth[:6].lower() == "basic ":
+            try:
+                user, _, key = base64.b64decode(auth[6:].strip()).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                user, key = "", None
+        if user is None:
+            user, key = params.get("user", "default"), params.get("password", "")
+        ok_user = hmac.compare_digest(user.encode(), self.server.user.encode())
+        ok_key = hmac.compare_digest((key or "").encode(), self.server.password.encode())
+        if not (ok_user and ok_key):
+            raise _BadRequest(
+                516, f"{user}: Authentication failed: password is incorrect, or there is no user with such name",
+                status=401,
+            )
+
+    # -- requests --------------------------------------------------------------------------------
+    def _dispatch(self, read_only: bool) -> None:
+        started = time.perf_counter()
+        url = urllib.parse.urlsplit(self.path)
+        path = url.path.rstrip("/") or "/"
+        params = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
+        try:
+            body = self._read_body() if self.command == "POST" else b""
+        except (OSError, ValueError, _BadRequest):
+            self.close_connection = True
+            return
+        if path in ("/ping", "/replicas_status") or (path == "/" and read_only and "query" not in params):
+            self._simple(200, b"Ok.\n")
+            return
+        if path != "/":
+            self._simple(404, f"There is no handle {url.path}\n".encode(), "text/plain; charset=UTF-8")
+            return
+        query_id = params.get("query_id") or ""
+        try:
+            self._authenticate(params)
+            req = self._build_request(params, body, read_only)
+            query_id = req.query_id
+            result = self.server.engine.execute(req)
+        except _BadRequest as exc:
+            self._error(exc.status, exc.error, query_id)
+            return
+        except QueryError as exc:
+            self._error(500, exc, query_id)
+            return
+        except Exception as exc:  # noqa: BLE001 - a bug must still answer like ClickHouse
+            log.exception("unexpected error serving a query")
+            self._error(500, QueryError.of(1001, f"{type(exc).__name__}: {exc}"), query_id)
+            return
+        self._send_result(result, params)
+        log.debug("query %s ok in %.1f ms", result.query_id, (time.perf_counter() - started) * 1000)
+
+    def _build_request(self, params: dict[str, str], body: bytes, read_only: bool) -> QueryRequest:
+        try:
+            body = codecs.decode(body, self.headers.get("Content-Encoding"))
+        except codecs.EncodingError as exc:
+            raise _BadRequest(1, str(exc)) from exc
+        if params.get("decompress", "0") in _TRUE or params.get("compress", "0") in _TRUE:
+            raise _BadRequest(48, "ClickHouse's native block compression (compress/decompress=1) is not supported")
+        ctype = self.headers.get("Content-Type", "")
+        if ctype.lower().startswith("multipart/form-data"):
+            form, body = self._form(ctype, body), b""
+            params = {**params, **form}
+        query = params.get("query", "").encode()
+        sql = query + b"\n" + body if query and body else (query or body)
+        bound = {k[6:]: v for k, v in params.items() if k.startswith("param_")}
+        settings = {
+            k: v for k, v in params.items()
+            if k not in TRANSPORT_PARAMS and not k.startswith("param_")
+        }
+        try:
+            timeout = float(params.get("session_timeout") or DEFAULT_SESSION_TIMEOUT)
+        except ValueError as exc:
+            raise _BadRequest(27, f"Invalid session timeout: '{params['session_timeout']}'") from exc
+        return QueryRequest(
+            sql=sql,
+            params=bound,
+            settings=settings,
+            database=params.get("database") or self.headers.get("X-ClickHouse-Database") or None,
+            session_id=params.get("session_id") or None,
+            session_timeout=timeout,
+            session_check=params.get("session_check", "0") in _TRUE,
+            query_id=params.get("query_id") or _new_query_id(),
+            default_format=params.get("default_format") or "TabSeparated",
+            read_only=read_only or params.get("readonly", "0") not in ("0", ""),
+        )
+
+    def _form(self, ctype: str, body: bytes) -> dict[str, str]:
+        msg = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {ctype}\r\n\r\n".encode() + body)
+        out: dict[str, str] = {}
+        for part in msg.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            if part.get_filename() is not None:
+                raise _BadRequest(48, f"external data ('{name}') is not supported by this server")
+            if name:
+                payload = part.get_payload(decode=True) or b""
+                out[str(name)] = payload.decode("utf-8")
+        return out
+
+    def _common_headers(self, query_id: str) -> None:
+        self.send_header("X-ClickHouse-Server-Display-Name", self.server.display_name)
+        self.send_header("X-ClickHouse-Query-Id", query_id)
+        self.send_header("X-ClickHouse-Timezone", self.server.engine.timezone)
+        self.send_header("Keep-Alive", f"timeout={self.timeout}")
+
+    def _send_result(self, result, params: dict[str, str]) -> None:
+        body = result.body
+        encoding = None
+        if params.get("enable_http_compression", "0") in _TRUE and body:
+            encoding = codecs.choose(self.headers.get("Accept-Encoding"))
+            if encoding:
+                body = codecs.encode(body, encoding)
+        try:
+            self.send_response(200)
+            self._common_headers(result.query_id)
+            if result.format:
+                self.send_header("X-ClickHouse-Format", result.format)
+            self.send_header("Content-Type", content_type(result.format))
+            if encoding:
+                self.send_header("Content-Encoding", encoding)
+            self.send_header("X-ClickHouse-Summary", json.dumps(result.summary, separators=(",", ":")))
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:  # the client went away; nothing else is affected
+            self.close_connection = True
+
+    def _error(self, status: int, error: QueryError, query_id: str) -> None:
+        message = error.message
+        if "(version " not in message:
+            message += f" (version {self.server.engine.version})"
+        body = (message + "\n").encode()
+        try:
+            self.send_response(status)
+            self._common_headers(query_id or _new_query_id())
+            self.send_header("X-ClickHouse-Exception-Code", str(error.code))
+            self.send_header("Content-Type", "text/plain; charset=UTF-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:
+            self.close_connection = True
+
+
+def _new_query_id() -> str:
+    import uuid
+
+    return str(uuid.uuid4())
+
+
+def start_in_thread(server: FrontServer) -> threading.Thread:
+    """Serve ``server`` on a daemon thread (stop with ``server.shutdown()``)."""
+    t = threading.Thread(target=server.serve_forever, name="clickhouse-front", daemon=True)
+    t.start()
+    return t
