@@ -1,0 +1,114 @@
+"""Inference: the champion model forecasts each ticker's adjusted close for the next 5 trading days.
+
+The model predicts the 5-trading-day return r5 from each ticker's latest feature row. Day h
+(1..5) is interpolated geometrically on the same compounding path: predicted return
+(1 + r5) ** (h / 5) - 1, predicted close last_close * (1 + r5) ** (h / 5); day 5 is the model's
+own point forecast. Target dates are the next business days (Monday to Friday) after the as-of
+date; exchange holidays are not modelled, so a target date may fall on a holiday (``evaluate``
+compares against the h-th actual trading day after the as-of date).
+
+Rows go to ``ml.predictions`` in one Iceberg commit that replaces earlier rows of the same
+(ticker, as_of_date): rerunning for the same day never duplicates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pandas as pd
+from rich.console import Console
+from threadpoolctl import threadpool_limits
+
+from lakehouse.config import Config
+from ml import lake_tables, registry, reports
+from ml.errors import FeaturesUnavailable, NoChampion
+from ml.features import HORIZON_DAYS, INPUT_COLUMNS, latest_rows, load_features
+
+
+@dataclass
+class PredictResult:
+    """Forecast rows written and where they came from."""
+
+    rows: pd.DataFrame
+    model_name: str
+    model_version: str
+    run_id: str
+    feature_snapshot_id: int
+    predictions_snapshot_id: int | None
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def detail(self) -> str:
+        """One line for the pipeline summary."""
+        n = self.rows["ticker"].nunique() if len(self.rows) else 0
+        return (f"{n} tickers x {HORIZON_DAYS} days from {self.model_name} v{self.model_version} "
+                f"into {lake_tables.PREDICTIONS}" + (f", {len(self.skipped)} skipped" if self.skipped else ""))
+
+
+def load_champion(cfg: Config):
+    """(pyfunc model, ModelVersion) of ``models:/<model_name>@champion``; NoChampion when there is none."""
+    import mlflow
+
+    from ml import tracking
+
+    tracking.configure(cfg)
+    name = cfg.mlflow.model_name
+    version = registry.champion_version(mlflow.MlflowClient(), name)
+    if version is None:
+        raise NoChampion(
+            f"no registered model {name}@{registry.CHAMPION} in MLflow ({tracking.tracking_target(cfg).tracking_uri}); "
+            "run `lakehouse train` first"
+        )
+    model = mlflow.pyfunc.load_model(f"models:/{name}@{registry.CHAMPION}")
+    return model, version
+
+
+def forecast_rows(latest: pd.DataFrame, predicted_return_5d, version, snapshot_id: int) -> pd.DataFrame:
+    """The ``ml.predictions`` rows (5 per ticker) for the latest feature rows and their 5-day returns."""
+    created = datetime.now(UTC)
+    rows = []
+    for (_, row), r5 in zip(latest.iterrows(), predicted_return_5d, strict=True):
+        as_of = row["trade_date"]
+        dates = pd.bdate_range(as_of + pd.offsets.BDay(1), periods=HORIZON_DAYS)
+        for h, target in enumerate(dates, start=1):
+            growth = (1 + float(r5)) ** (h / HORIZON_DAYS)
+            rows.append({
+                "ticker": row["ticker"], "as_of_date": as_of.date(), "target_date": target.date(),
+                "horizon_days": h, "predicted_close": float(row["adj_close"]) * growth,
+                "predicted_return": growth - 1, "last_close": float(row["adj_close"]),
+                "model_name": version.tags.get("model_name", ""), "model_version": str(version.version),
+                "run_id": version.run_id, "feature_snapshot_id": snapshot_id, "created_at": created,
+            })
+    return pd.DataFrame(rows)
+
+
+def predict(cfg: Config, console: Console | None = None) -> PredictResult:
+    """Forecast the next 5 trading days for every ticker with the champion and write ml.predictions."""
+    from lakehouse.lake import open_lake
+
+    console = console or Console()
+    model, version = load_champion(cfg)
+
+    def warn(msg: str) -> None:
+        console.print(f"[yellow]warning:[/] {msg}")
+
+    fs = load_features(cfg)
+    latest = latest_rows(fs, warn)
+    if latest.empty:
+        raise FeaturesUnavailable(
+            f"no ticker has a complete latest feature row in {fs.table} (snapshot {fs.snapshot_id}); see warnings"
+        )
+    with threadpool_limits(limits=1):  # a handful of rows: threads only add OpenMP overhead
+        out = model.predict(latest.loc[:, list(INPUT_COLUMNS)])
+    rows = forecast_rows(latest, out["predicted_return_5d"].to_numpy(), version, fs.snapshot_id)
+    with open_lake(cfg) as lake:
+        snap = lake_tables.replace_rows(
+            lake.catalog, lake_tables.PREDICTIONS, rows.to_dict("records"), keys=("ticker", "as_of_date"),
+        )
+    result = PredictResult(rows, version.tags.get("model_name", ""), str(version.version), version.run_id,
+                           fs.snapshot_id, snap, dict(fs.skipped))
+    console.print(reports.forecast_table(
+        rows, title=f"next-week forecast (adjusted close) · {cfg.mlflow.model_name} v{result.model_version} "
+                    f"({result.model_name}), features snapshot {fs.snapshot_id}",
+    ))
+    return result
