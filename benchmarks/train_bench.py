@@ -1,16 +1,17 @@
-"""Training + walk-forward evaluation time of the ML stage on the sample and on ~2.5M synthetic rows.
+"""Training + walk-forward evaluation time of the ML stage on the sample and on ~2.6M synthetic rows.
 
 Usage: .venvs/core/bin/python benchmarks/train_bench.py [--tickers 500] [--years 20] [--skip-synthetic]
 
-Both runs use a throw-away state dir (embedded mode: local Iceberg warehouse, local MLflow store).
-The features are computed with the pandas reference implementation of the features contract
-(ml.reference_features) from the shipped sample quotes and from the deterministic synthetic source
-(lakehouse.sources.synthetic when present). Prints timings and the per-model evaluation table.
+Both runs use a throw-away state dir (embedded mode: local Iceberg warehouse behind the REST catalog,
+local MLflow store). The features table is built by the real platform, as `lakehouse run` does: the
+`sample` / deterministic `synthetic` source is ingested into raw.quotes and `dbt_lake` builds
+features.fct_daily_features. Prints timings and the per-model evaluation table.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import sys
 import tempfile
@@ -28,7 +29,10 @@ console = Console(width=130)
 def _fresh_env(home: Path, models: str, extra: dict[str, str] | None = None) -> None:
     for k in [k for k in os.environ if k.startswith("LAKEHOUSE_")]:
         del os.environ[k]
+    from lakehouse.net import free_port
+
     os.environ["LAKEHOUSE_HOME"] = str(home)
+    os.environ["LAKEHOUSE_CATALOG__PORT"] = str(free_port())
     os.environ["LAKEHOUSE_MLFLOW__MODELS"] = models
     os.environ["LAKEHOUSE_MLFLOW__PLOT_TICKERS"] = "5"
     os.environ.update(extra or {})
@@ -39,41 +43,30 @@ def _fresh_env(home: Path, models: str, extra: dict[str, str] | None = None) -> 
     get_config(reload=True)
 
 
-def synthetic_quotes(n_tickers: int, years: int):
-    """Synthetic OHLCV as pandas: the ingestion helper's deterministic source, else ml's fallback."""
-    try:
-        from lakehouse.sources.synthetic import generate
-    except ImportError:
-        from ml.reference_features import synthetic_quotes as fallback
-
-        return fallback(n_tickers, years * 261), "ml.reference_features.synthetic_quotes"
-    import pandas as pd
-
-    df = generate(n_tickers=n_tickers, years=years).to_pandas()
-    df["trade_date"] = pd.to_datetime(df["trade_date"])
-    return df, "lakehouse.sources.synthetic.generate"
-
-
-def run(label: str, quotes, models: str, extra: dict[str, str] | None = None) -> dict:
-    """Features -> Iceberg -> train (walk-forward + MLflow + registry) -> predict; returns timings."""
+def run(label: str, source: str, models: str, extra: dict[str, str] | None = None) -> dict:
+    """Ingest -> dbt_lake features -> train (walk-forward + MLflow + registry) -> predict; returns timings."""
     from lakehouse.config import get_config
+    from lakehouse.ingestion.run import run_ingest
+    from lakehouse.lake_transform import build
     from ml.features import load_features
     from ml.predict import predict
-    from ml.reference_features import compute_features, write_features_table
     from ml.train import train
 
+    quiet = Console(quiet=True)
     with tempfile.TemporaryDirectory(prefix="train-bench-") as tmp:
         _fresh_env(Path(tmp) / "home", models, extra)
         cfg = get_config()
         t = {}
         t0 = time.perf_counter()
-        feats = compute_features(quotes)
-        t["features (pandas)"] = time.perf_counter() - t0
+        run_ingest(cfg, source, console=quiet)
+        t[f"ingest raw.quotes ({source})"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        write_features_table(cfg, feats)
-        t["write Iceberg"] = time.perf_counter() - t0
+        built = build(cfg, full_refresh=True, console=quiet)
+        if not built.ok:
+            raise SystemExit(f"{label}: dbt build failed: {built.one_line()}\n" + "\n".join(built.errors[-10:]))
+        t["features (dbt_lake build incl. tests)"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        load_features(cfg)
+        feats = load_features(cfg).frame
         t["read Iceberg (Arrow)"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         result = train(cfg, console)
@@ -119,18 +112,15 @@ def main() -> None:
     ap.add_argument("--skip-synthetic", action="store_true")
     args = ap.parse_args()
 
-    from ml.reference_features import sample_quotes
-
-    reports = [run("sample (stocks.csv.gz)", sample_quotes(), args.models)]
+    reports = [run("sample (stocks.csv.gz)", "sample", args.models)]
     print_report(reports[-1])
     if not args.skip_synthetic:
-        t0 = time.perf_counter()
-        quotes, origin = synthetic_quotes(args.tickers, args.years)
-        console.print(f"synthetic quotes: {len(quotes):,} rows from {origin} in {time.perf_counter() - t0:.1f}s")
-        reports.append(run(f"synthetic {args.tickers} x {args.years}y", quotes, args.models,
-                           {"LAKEHOUSE_MLFLOW__CV_FOLDS": str(args.synthetic_folds)}))
+        reports.append(run(f"synthetic {args.tickers} x {args.years}y", "synthetic", args.models, {
+            "LAKEHOUSE_MLFLOW__CV_FOLDS": str(args.synthetic_folds),
+            "LAKEHOUSE_SOURCES__SYNTHETIC__N_TICKERS": str(args.tickers),
+            "LAKEHOUSE_SOURCES__SYNTHETIC__START": f"{dt.date.today().year - args.years + 1}-01-01",
+        }))
         print_report(reports[-1])
-
 
 if __name__ == "__main__":
     main()

@@ -148,6 +148,12 @@ class CatalogMiddleware:
         return NotAuthorized("Not authorized: missing or invalid Authorization header")
 
 
+def _rename_pair(req: RenameTableRequest) -> tuple[tuple[tuple[str, ...], str], tuple[tuple[str, ...], str]]:
+    """The validated (namespace, name) of a rename's source and destination."""
+    return ((check_namespace(req.source.namespace), check_name(req.source.name)),
+            (check_namespace(req.destination.namespace), check_name(req.destination.name)))
+
+
 def _json(data: Any, status: int = 200) -> Response:
     return Response(json.dumps(data, separators=(",", ":")).encode(), status_code=status,
                     media_type="application/json")
@@ -436,9 +442,7 @@ def create_app(
     @app.post("/v1/tables/rename", tags=["tables"], status_code=204)
     def rename_table(req: RenameTableRequest) -> Response:
         """Rename a table, also into another namespace."""
-        src = (check_namespace(req.source.namespace), check_name(req.source.name))
-        dst = (check_namespace(req.destination.namespace), check_name(req.destination.name))
-        svc.rename_table(src, dst)
+        svc.rename_table(*_rename_pair(req))
         return Response(status_code=204)
 
     @app.post("/v1/transactions/commit", tags=["transactions"], status_code=204)
@@ -501,9 +505,7 @@ def create_app(
     @app.post("/v1/views/rename", tags=["views"], status_code=204)
     def rename_view(req: RenameTableRequest) -> Response:
         """Rename a view, also into another namespace."""
-        src = (check_namespace(req.source.namespace), check_name(req.source.name))
-        dst = (check_namespace(req.destination.namespace), check_name(req.destination.name))
-        views.rename(src, dst)
+        views.rename(*_rename_pair(req))
         return Response(status_code=204)
 
     if ui:

@@ -7,8 +7,9 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -117,3 +118,21 @@ def postgres_server(base: Path) -> Iterator[str]:
             proc.wait()
         if as_root:
             shutil.rmtree(base, ignore_errors=True)
+
+
+def run_writers(writer: Callable[[int], None], n: int = 8) -> list[BaseException]:
+    """Run ``writer(0)`` .. ``writer(n - 1)`` in ``n`` threads at once; return what they raised."""
+    errors: list[BaseException] = []
+
+    def guarded(w: int) -> None:
+        try:
+            writer(w)
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(w,)) for w in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors

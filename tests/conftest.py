@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import pytest
 
@@ -42,18 +45,28 @@ def _free_port_with_grpc() -> int:
     return free_port()
 
 
+@contextlib.contextmanager
+def applied_env(env: dict[str, str]) -> Iterator[Config]:
+    """Replace every LAKEHOUSE_* variable of os.environ by ``env`` and yield the reloaded config; on exit
+    restore os.environ and reload the config again (for module-scoped fixtures and single tests)."""
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            for k in list(os.environ):
+                if k.startswith("LAKEHOUSE_"):
+                    mp.delenv(k)
+            for k, v in env.items():
+                mp.setenv(k, v)
+            yield get_config(reload=True)
+    finally:
+        get_config(reload=True)
+
+
 @pytest.fixture
-def lh_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def lh_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     """Isolated LAKEHOUSE_* environment, applied to os.environ for the test."""
-    for k in list(os.environ):
-        if k.startswith("LAKEHOUSE_"):
-            monkeypatch.delenv(k)
     env = isolated_env(tmp_path / "home")
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    get_config(reload=True)
-    yield env
-    get_config(reload=True)
+    with applied_env(env):
+        yield env
 
 
 @pytest.fixture
@@ -69,3 +82,25 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300,
         [str(BIN / "lakehouse"), *args], capture_output=True, text=True, env=full_env, timeout=timeout,
         cwd=cwd or ROOT,
     )
+
+
+def cli_ok(proc: subprocess.CompletedProcess) -> str:
+    """Assert a `run_cli` result exited 0 (showing the output tails when not); return its stdout."""
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+def chdb_iceberg_query(tbl, select: str, where: str = "", timeout: float = 180) -> str:
+    """``SELECT <select> FROM icebergLocal(...) [WHERE <where>]`` over the local pyiceberg table ``tbl`` at
+    its current metadata file, run by chdb in a child process; return the CSV output (stripped)."""
+    location = Path(unquote(urlparse(tbl.location()).path))
+    metadata_file = Path(unquote(urlparse(tbl.metadata_location).path)).name
+    query = (f"SELECT {select} FROM icebergLocal('{location}', "
+             f"SETTINGS iceberg_metadata_file_path = 'metadata/{metadata_file}')")
+    if where:
+        query += f" WHERE {where}"
+    code = "import sys, chdb; print(chdb.query(sys.argv[1], 'CSV'), end='')"
+    out = subprocess.run([sys.executable, "-c", code, query], capture_output=True, text=True, timeout=timeout,
+                         cwd=location.parent)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -13,7 +12,7 @@ import pytest
 
 from lakehouse.duck import connect
 from tests.catalog_support import catalog_server, rest_catalog
-from tests.conftest import isolated_env
+from tests.conftest import applied_env, isolated_env
 
 
 def _duck(uri: str):
@@ -63,18 +62,11 @@ def test_duckdb_on_local_file_warehouse(tmp_path) -> None:
 @pytest.fixture(scope="module")
 def s3_stack(tmp_path_factory):
     """SeaweedFS + the catalog service in services mode (s3:// warehouse), started once for the module."""
-    from lakehouse.config import get_config
     from lakehouse.services.supervisor import down, up
 
     home = tmp_path_factory.mktemp("s3stack")
     env = {**isolated_env(home / "home"), "LAKEHOUSE_GENERAL__MODE": "services"}
-    with pytest.MonkeyPatch.context() as mp:
-        for k in list(os.environ):
-            if k.startswith("LAKEHOUSE_"):
-                mp.delenv(k)
-        for k, v in env.items():
-            mp.setenv(k, v)
-        cfg = get_config(reload=True)
+    with applied_env(env) as cfg:
         assert cfg.warehouse_uri.startswith("s3://")
         try:
             started = up(cfg, ["catalog"], echo=lambda *_: None)
@@ -82,7 +74,6 @@ def s3_stack(tmp_path_factory):
             yield cfg
         finally:
             down(cfg, ["catalog", "objectstore"], echo=lambda *_: None)
-    get_config(reload=True)
 
 
 def test_config_hands_clients_the_s3_settings(s3_stack) -> None:

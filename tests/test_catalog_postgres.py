@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import threading
-
 import httpx
 import pyarrow as pa
 import pytest
 from pyiceberg.exceptions import CommitFailedException
 
-from tests.catalog_support import catalog_server, postgres_bin, postgres_server, rest_catalog
+from tests.catalog_support import catalog_server, postgres_bin, postgres_server, rest_catalog, run_writers
 
 pytestmark = pytest.mark.skipif(postgres_bin() is None, reason="PostgreSQL server binaries not installed "
                                 "(.ci/run installs them: apt-get install -y postgresql)")
@@ -46,28 +44,19 @@ def test_postgres_concurrent_appends(pg_catalog) -> None:
     admin.create_namespace("pgc")
     admin.create_table("pgc.t", schema=pa.schema([("w", pa.int64()), ("s", pa.int64())]),
                        properties={"commit.retry.num-retries": "0"})
-    errors: list[BaseException] = []
 
     def writer(w: int) -> None:
-        try:
-            c = rest_catalog(pg_catalog.url)
-            for s in range(5):
-                while True:
-                    try:
-                        c.load_table("pgc.t").append(pa.table({"w": pa.array([w], pa.int64()),
-                                                               "s": pa.array([s], pa.int64())}))
-                        break
-                    except CommitFailedException:
-                        continue
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
+        c = rest_catalog(pg_catalog.url)
+        for s in range(5):
+            while True:
+                try:
+                    c.load_table("pgc.t").append(pa.table({"w": pa.array([w], pa.int64()),
+                                                           "s": pa.array([s], pa.int64())}))
+                    break
+                except CommitFailedException:
+                    continue
 
-    threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    assert not run_writers(writer)
     tbl = admin.load_table("pgc.t")
     assert len(tbl.snapshots()) == 40 and tbl.scan().to_arrow().num_rows == 40
 

@@ -6,7 +6,6 @@ import datetime as dt
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pyarrow as pa
@@ -18,7 +17,7 @@ from pyiceberg.schema import Schema
 from pyiceberg.transforms import IdentityTransform, MonthTransform
 from pyiceberg.types import DateType, DoubleType, LongType, NestedField, StringType
 
-from tests.catalog_support import catalog_server, rest_catalog
+from tests.catalog_support import catalog_server, rest_catalog, run_writers
 from tests.conftest import run_cli
 
 QUOTES = Schema(
@@ -127,30 +126,22 @@ def test_concurrent_appends_never_lose_a_commit(server) -> None:
     admin.create_namespace("conc")
     admin.create_table("conc.t", schema=pa.schema([("writer", pa.int64()), ("seq", pa.int64())]),
                        properties={"commit.retry.num-retries": "0"})
-    errors: list[BaseException] = []
     conflicts = [0]
 
     def writer(w: int) -> None:
-        try:
-            cat = rest_catalog(server.url)
-            for seq in range(5):
-                for _ in range(200):
-                    tbl = cat.load_table("conc.t")
-                    try:
-                        tbl.append(pa.table({"writer": pa.array([w], pa.int64()), "seq": pa.array([seq], pa.int64())}))
-                        break
-                    except CommitFailedException:
-                        conflicts[0] += 1
-                else:
-                    raise AssertionError("gave up after 200 conflicts")
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-            errors.append(exc)
+        cat = rest_catalog(server.url)
+        for seq in range(5):
+            for _ in range(200):
+                tbl = cat.load_table("conc.t")
+                try:
+                    tbl.append(pa.table({"writer": pa.array([w], pa.int64()), "seq": pa.array([seq], pa.int64())}))
+                    break
+                except CommitFailedException:
+                    conflicts[0] += 1
+            else:
+                raise AssertionError("gave up after 200 conflicts")
 
-    threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = run_writers(writer)
     assert not errors, errors
     tbl = admin.load_table("conc.t")
     assert len(tbl.snapshots()) == 40

@@ -7,16 +7,11 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import pandas as pd
 import pytest
-from conftest import isolated_env, run_cli
+from conftest import applied_env, chdb_iceberg_query, cli_ok, isolated_env, run_cli
 from features_reference import FEATURE_COLUMNS, latest_rows, mismatches, reference_features
 from rich.console import Console
 
@@ -41,27 +36,14 @@ def _raw() -> pd.DataFrame:
 
 def _cli(*args: str) -> str:
     """Run the real CLI (wide output so the summary table does not wrap); return stdout."""
-    return _ok(run_cli(*args, env={"COLUMNS": "200"}))
-
-
-def _ok(proc: subprocess.CompletedProcess) -> str:
-    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc.stdout
+    return cli_ok(run_cli(*args, env={"COLUMNS": "200"}))
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     """A private state dir for the module (applied to os.environ)."""
-    mp = pytest.MonkeyPatch()
-    for k in list(os.environ):
-        if k.startswith("LAKEHOUSE_"):
-            mp.delenv(k)
-    for k, v in isolated_env(tmp_path_factory.mktemp("features") / "home").items():
-        mp.setenv(k, v)
-    get_config(reload=True)
-    yield
-    mp.undo()
-    get_config(reload=True)
+    with applied_env(isolated_env(tmp_path_factory.mktemp("features") / "home")):
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -158,16 +140,8 @@ def test_duckdb_pyiceberg_and_chdb_read_the_features_through_the_catalog(builds)
 
         tbl = lake.catalog.load_table("features.fct_daily_features")
         assert tbl.scan().to_arrow().num_rows == SAMPLE_ROWS
-        location = Path(unquote(urlparse(tbl.location()).path))
-        metadata_file = Path(unquote(urlparse(tbl.metadata_location).path)).name
-
-    query = (f"SELECT count(), round(sum(adj_close), 6), uniqExact(ticker) FROM icebergLocal('{location}', "
-             f"SETTINGS iceberg_metadata_file_path = 'metadata/{metadata_file}')")
-    code = "import sys, chdb; print(chdb.query(sys.argv[1], 'CSV'), end='')"
-    out = subprocess.run([sys.executable, "-c", code, query], capture_output=True, text=True, timeout=180,
-                         cwd=location.parent)
-    assert out.returncode == 0, out.stderr
-    count, total, tickers = out.stdout.strip().split(",")
+        out = chdb_iceberg_query(tbl, "count(), round(sum(adj_close), 6), uniqExact(ticker)")
+    count, total, tickers = out.split(",")
     assert (int(count), int(tickers)) == (SAMPLE_ROWS, 5)
     assert float(total) == pytest.approx(expected_sum, rel=1e-9)
 

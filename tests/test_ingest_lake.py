@@ -9,15 +9,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from conftest import BIN, ROOT, isolated_env
+from conftest import BIN, ROOT, applied_env, chdb_iceberg_query, isolated_env
 from quote_server import SBER_BAD_DAY, SBER_NULL_DAY, QuoteServer, business_days
 from rich.console import Console
 
@@ -38,10 +35,6 @@ def server():
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, server):
     """A private state dir for the module, with the sources pointed at the replay server."""
-    mp = pytest.MonkeyPatch()
-    for k in list(os.environ):
-        if k.startswith("LAKEHOUSE_"):
-            mp.delenv(k)
     values = isolated_env(tmp_path_factory.mktemp("ingest") / "home")
     values.update({
         "LAKEHOUSE_SOURCES__MOEX__BASE_URL": server.url,
@@ -53,12 +46,8 @@ def env(tmp_path_factory, server):
         "LAKEHOUSE_SOURCES__MAX_RETRIES": "2",
         "LAKEHOUSE_SOURCES__SYNTHETIC__START": "2020-01-01",
     })
-    for k, v in values.items():
-        mp.setenv(k, v)
-    get_config(reload=True)
-    yield values
-    mp.undo()
-    get_config(reload=True)
+    with applied_env(values):
+        yield values
 
 
 def scan(table: str = "raw.quotes", row_filter: str | None = None) -> tuple[pa.Table, object]:
@@ -229,16 +218,9 @@ def test_duckdb_and_clickhouse_read_what_was_loaded(env):
         got = con.execute(f"SELECT count(*), count(DISTINCT ticker), max(trade_date) FROM {source} "
                           "WHERE source = 'sample'").fetchone()
         assert got == (expected, 5, dt.date(2013, 3, 1))
-        location = Path(unquote(urlparse(tbl.location()).path))
-        metadata_file = Path(unquote(urlparse(tbl.metadata_location).path)).name
-
-    query = (f"SELECT count(), uniqExact(ticker), max(trade_date) FROM icebergLocal('{location}', "
-             f"SETTINGS iceberg_metadata_file_path = 'metadata/{metadata_file}') WHERE source = 'sample'")
-    code = "import sys, chdb; print(chdb.query(sys.argv[1], 'CSV'), end='')"
-    out = subprocess.run([sys.executable, "-c", code, query], capture_output=True, text=True, timeout=120,
-                         cwd=location.parent)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == f'{expected},5,"2013-03-01"'
+        out = chdb_iceberg_query(tbl, "count(), uniqExact(ticker), max(trade_date)", "source = 'sample'",
+                                 timeout=120)
+    assert out == f'{expected},5,"2013-03-01"'
 
 
 def test_stage_ingests_the_configured_default_source(env):

@@ -1,7 +1,7 @@
 """Train -> register -> predict -> evaluate on the sample data with the local (embedded) MLflow store.
 
-The features table is built from the shipped sample quotes (ml.reference_features) and written
-through open_lake + pyiceberg; training runs through the real `lakehouse` console script.
+The features table is built from the shipped sample quotes by the test oracle (tests/features_reference.py)
+and written through open_lake + pyiceberg; training runs through the real `lakehouse` console script.
 """
 
 from __future__ import annotations
@@ -20,10 +20,16 @@ from ml.errors import FeaturesUnavailable
 from ml.evaluate import evaluate
 from ml.features import FEATURES_TABLE
 from ml.predict import predict
-from ml.reference_features import features_arrow
 from ml.registry import choose_champion
 from tests.conftest import run_cli
-from tests.ml_helpers import SHORT_TICKER, TRAIN_TICKERS, isolated, sample_features, write_features
+from tests.ml_helpers import (
+    SHORT_TICKER,
+    TRAIN_TICKERS,
+    features_arrow,
+    isolated,
+    sample_features,
+    write_features,
+)
 
 CUTOFF = "2013-02-15"  # the sample ends 2013-03-01: 10 trading days of "future" for evaluate
 MODELS = {"naive", "drift", "ridge", "hist_gbr"}

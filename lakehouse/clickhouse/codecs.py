@@ -9,6 +9,8 @@ from __future__ import annotations
 import gzip
 import lzma
 import zlib
+from collections.abc import Callable
+from typing import Any
 
 import lz4.frame
 import zstandard
@@ -23,26 +25,24 @@ class EncodingError(ValueError):
     """A body could not be decoded, or the encoding is not supported."""
 
 
-def _lz4_frames(data: bytes) -> bytes:
+def _frames(data: bytes, decoder: Callable[[], Any], codec: str) -> bytes:
+    """Decode concatenated frames (each by a fresh ``decoder()``); a cut-off last frame is an error."""
     out = bytearray()
     while data:
-        dec = lz4.frame.LZ4FrameDecompressor()
+        dec = decoder()
         out += dec.decompress(data)
         if not dec.eof:
-            raise EncodingError("truncated lz4 frame in request body")
+            raise EncodingError(f"truncated {codec} frame in request body")
         data = dec.unused_data
     return bytes(out)
+
+
+def _lz4_frames(data: bytes) -> bytes:
+    return _frames(data, lz4.frame.LZ4FrameDecompressor, "lz4")
 
 
 def _zstd_frames(data: bytes) -> bytes:
-    out = bytearray()
-    while data:
-        dec = zstandard.ZstdDecompressor().decompressobj()
-        out += dec.decompress(data)
-        if not dec.eof:
-            raise EncodingError("truncated zstd frame in request body")
-        data = dec.unused_data
-    return bytes(out)
+    return _frames(data, lambda: zstandard.ZstdDecompressor().decompressobj(), "zstd")
 
 
 def _deflate(data: bytes) -> bytes:

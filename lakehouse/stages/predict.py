@@ -9,14 +9,6 @@ from lakehouse.config import Config
 
 def run_stage(cfg: Config, console: Console) -> str:
     """Forecast with the champion; return a one-line summary."""
-    from lakehouse.stages.train import features_expected
-    from ml.errors import FeaturesUnavailable, NoChampion
     from ml.predict import predict
 
-    try:
-        return predict(cfg, console).detail()
-    except (FeaturesUnavailable, NoChampion) as exc:
-        if features_expected():
-            raise
-        console.print(f"[yellow]skipped:[/] {exc}")
-        return "skipped: no features/model yet (the transform-lake stage is not built)"
+    return predict(cfg, console).detail()
