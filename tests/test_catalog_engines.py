@@ -15,6 +15,13 @@ from tests.catalog_support import catalog_server, rest_catalog
 from tests.conftest import applied_env, isolated_env
 
 
+@pytest.fixture(autouse=True)
+def _cwd_in_tmp(tmp_path, monkeypatch):
+    """DuckDB's iceberg extension creates an empty ``data/`` folder in the working directory when it
+    plans a CTAS into an Iceberg table; keep that out of the repository."""
+    monkeypatch.chdir(tmp_path)
+
+
 def _duck(uri: str):
     con = connect()
     con.execute(f"ATTACH 'lakehouse' AS lake (TYPE iceberg, ENDPOINT '{uri}', AUTHORIZATION_TYPE 'none')")
