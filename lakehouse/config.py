@@ -527,6 +527,12 @@ def get_config(reload: bool = False) -> Config:
     return _CACHED
 
 
+def clear_config_cache() -> None:
+    """Forget the process-wide configuration; the next ``get_config()`` reads it again."""
+    global _CACHED
+    _CACHED = None
+
+
 def mask(key: str, value: Any) -> Any:
     """Hide secret values for display."""
     if key in SECRET_KEYS and value:

@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from lakehouse.config import Config, get_config, telemetry_off_env
+from lakehouse.config import Config, clear_config_cache, get_config, telemetry_off_env
 from lakehouse.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +48,8 @@ def _free_port_with_grpc() -> int:
 @contextlib.contextmanager
 def applied_env(env: dict[str, str]) -> Iterator[Config]:
     """Replace every LAKEHOUSE_* variable of os.environ by ``env`` and yield the reloaded config; on exit
-    restore os.environ and reload the config again (for module-scoped fixtures and single tests)."""
+    restore os.environ and drop the cached config (reloading it here would create the default state dir
+    of the repository; the next get_config() reads the restored environment)."""
     try:
         with pytest.MonkeyPatch.context() as mp:
             for k in list(os.environ):
@@ -58,7 +59,7 @@ def applied_env(env: dict[str, str]) -> Iterator[Config]:
                 mp.setenv(k, v)
             yield get_config(reload=True)
     finally:
-        get_config(reload=True)
+        clear_config_cache()
 
 
 @pytest.fixture
