@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CORE := .venvs/core/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup lock test run up down status lint bench clean-state
+.PHONY: setup lock test test-fast run up down status lint bench
 
 setup:            ## create the three virtual environments from the lockfiles (idempotent)
 	@bash scripts/setup.sh
@@ -11,8 +11,11 @@ setup:            ## create the three virtual environments from the lockfiles (i
 lock:             ## regenerate requirements/*.txt lockfiles with uv
 	@bash scripts/lock.sh
 
-test:             ## run the whole test suite
+test:             ## run the whole test suite (unit + integration)
 	@$(CORE)/python -m pytest $(PYTEST_ARGS)
+
+test-fast:        ## run the unit tests only (no services; seconds)
+	@$(CORE)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 run:              ## run the main job (embedded mode by default)
 	@$(CORE)/lakehouse run

@@ -70,7 +70,7 @@ STATEMENT_KINDS = (("compute+stage", "create or replace temp table"), ("iceberg 
 
 
 def _build(cfg, lake, full_refresh: bool, label: str) -> dict:
-    from lakehouse.lake_transform import build, state_dir
+    from lakehouse.stages.transform_lake import build, state_dir
 
     log = state_dir(cfg) / "logs" / "dbt.log"
     offset = log.stat().st_size if log.exists() else 0
@@ -95,8 +95,8 @@ def bench(name: str, source: str, first_end: str, extra_env: dict[str, str], las
           ) -> list[dict]:
     """Full build after ingesting up to first_end, then an incremental build after the rest."""
     from lakehouse.config import get_config
-    from lakehouse.ingestion.run import run_ingest
     from lakehouse.lake import open_lake
+    from lakehouse.stages.ingest.run import run_ingest
 
     with tempfile.TemporaryDirectory(prefix=f"features-bench-{name.split()[0]}-") as tmp:
         _env(Path(tmp) / "home", extra_env)

@@ -52,7 +52,7 @@ def _parquet_floor(table: pa.Table, path: Path) -> tuple[float, float]:
 
 
 def _ingest(home: Path, source: str, start: str, end: str, **env: str):
-    from lakehouse.ingestion.run import run_ingest
+    from lakehouse.stages.ingest.run import run_ingest
 
     cfg = load_config(env=_env(home, **env))
     t0, c0 = time.perf_counter(), time.process_time()

@@ -3,7 +3,7 @@
 Builds a private lake (embedded mode, a temporary state dir unless --home is given) with the synthetic
 quote set (500 tickers x 20 years of business days, ~2.6M rows in raw.quotes, written through the REST
 catalog with the ingestion's partitioning) plus forecasts and model metrics, builds the marts with
-``lakehouse.dwh.build`` (full, then incremental after one more day of quotes), and times the dashboard
+``lakehouse.stages.transform_dwh.build`` (full, then incremental after one more day of quotes), and times the dashboard
 queries:
 
 - latest forecasts (one row per ticker),
@@ -69,8 +69,8 @@ def _predictions(last_days: list[dt.date], closes: dict[str, float]) -> list[dic
 
 
 def make_lake(cfg, n_tickers: int, years: int) -> dict:
-    from lakehouse.ingestion.tables import ensure_table
     from lakehouse.lake import open_lake
+    from lakehouse.stages.ingest.tables import ensure_table
     from tests.dwh_support import append
 
     end = dt.date(2024, 12, 31)
@@ -187,9 +187,9 @@ def main() -> int:
                       LAKEHOUSE_CLICKHOUSE__PORT=str(free_port()))
     from lakehouse.clickhouse.front import http_client, temporary_front
     from lakehouse.config import get_config, telemetry_off_env
-    from lakehouse.duck import connect
-    from lakehouse.dwh import build
     from lakehouse.lake import open_lake
+    from lakehouse.stages.transform_dwh import build
+    from lakehouse.transform.duck import connect
 
     os.environ.update(telemetry_off_env())
     cfg = get_config(reload=True)

@@ -46,8 +46,8 @@ def _fresh_env(home: Path, models: str, extra: dict[str, str] | None = None) -> 
 def run(label: str, source: str, models: str, extra: dict[str, str] | None = None) -> dict:
     """Ingest -> dbt_lake features -> train (walk-forward + MLflow + registry) -> predict; returns timings."""
     from lakehouse.config import get_config
-    from lakehouse.ingestion.run import run_ingest
-    from lakehouse.lake_transform import build
+    from lakehouse.stages.ingest.run import run_ingest
+    from lakehouse.stages.transform_lake import build
     from ml.features import load_features
     from ml.predict import predict
     from ml.train import train

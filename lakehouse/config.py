@@ -85,7 +85,7 @@ class MlflowConfig(_Service):
     experiment: str = "stock_forecast"
     model_name: str = "stock_forecaster"
     tracking_uri: str = ""
-    retrain: bool = False
+    retrain: Literal["never", "weekly", "always"] = "weekly"
     models: list[str] = Field(default_factory=lambda: ["naive", "drift", "ridge", "hist_gbr"])
     cv_folds: int = Field(5, ge=1)
     cv_test_days: int = Field(63, ge=5)
@@ -93,6 +93,7 @@ class MlflowConfig(_Service):
     plot_tickers: int = Field(10, ge=0)
 
     _models = field_validator("models", mode="before")(lambda v: _split_models(v))
+    _retrain = field_validator("retrain", mode="before")(lambda v: _retrain_policy(v))
 
 
 class AirflowConfig(_Service):
@@ -106,6 +107,15 @@ class SupersetConfig(_Service):
     admin_user: str = "admin"
     admin_password: str = ""
     secret_key: str = ""
+
+
+def _retrain_policy(value: Any) -> Any:
+    """Accept the old boolean form: true -> "always", false -> "never"."""
+    if isinstance(value, bool):
+        return "always" if value else "never"
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return "always" if value.strip().lower() == "true" else "never"
+    return value
 
 
 def _split_models(value: Any) -> Any:
@@ -122,6 +132,7 @@ def _split_tickers(value: Any) -> Any:
 
 class SampleSourceConfig(_Section):
     tickers: list[str] = Field(default_factory=lambda: ["AAPL", "GOOG", "IBM", "MSFT", "FB"])
+    end: str = ""
 
     _tickers = field_validator("tickers", mode="before")(_split_tickers)
 

@@ -4,10 +4,14 @@
 ``RestCatalog`` connected to it. When the catalog service is running under the supervisor its URL
 is used; otherwise the catalog server is started in-process on a free loopback port for the
 duration (same database ``cfg.catalog_db_url``, same warehouse ``cfg.warehouse_uri``: one code path).
+
+Nested ``open_lake`` calls for the same lake reuse the open handle (a ``lakehouse run`` opens the
+lake once; the stages it calls open it again without starting a second in-process server).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,10 +44,30 @@ def client_properties(cfg: Config, uri: str) -> dict[str, str]:
     return props
 
 
+_OPEN: dict[tuple, list] = {}  # lake key -> [handle, number of open blocks]
+_OPEN_LOCK = threading.Lock()
+
+
+def _lake_key(cfg: Config) -> tuple:
+    return (str(cfg.home), cfg.catalog_db_url, cfg.warehouse_uri, cfg.catalog.warehouse_name, cfg.catalog.auth)
+
+
 @contextmanager
 def open_lake(cfg: Config | None = None) -> Iterator[LakeHandle]:
-    """Yield a handle on the lake's catalog for the duration of the block."""
+    """Yield a handle on the lake's catalog for the duration of the block (reused when nested)."""
     cfg = cfg or get_config()
+    key = _lake_key(cfg)
+    with _OPEN_LOCK:
+        entry = _OPEN.get(key)
+        if entry is not None:
+            entry[1] += 1
+    if entry is not None:
+        try:
+            yield entry[0]
+        finally:
+            with _OPEN_LOCK:
+                entry[1] -= 1
+        return
     from pyiceberg.catalog.rest import RestCatalog
 
     from lakehouse.services.supervisor import is_running
@@ -59,7 +83,14 @@ def open_lake(cfg: Config | None = None) -> Iterator[LakeHandle]:
     try:
         props = client_properties(cfg, uri)
         cat = RestCatalog(cfg.catalog.warehouse_name, **props)
-        yield LakeHandle(uri, cfg.catalog.warehouse_name, cfg.warehouse_uri, cat, props)
+        handle = LakeHandle(uri, cfg.catalog.warehouse_name, cfg.warehouse_uri, cat, props)
+        with _OPEN_LOCK:
+            _OPEN[key] = [handle, 1]
+        try:
+            yield handle
+        finally:
+            with _OPEN_LOCK:
+                _OPEN.pop(key, None)
     finally:
         if server is not None:
             server.stop()

@@ -23,6 +23,8 @@ from rich.console import Console
 from rich.table import Table
 
 from lakehouse.config import Config
+from lakehouse.contracts import contract
+from lakehouse.pipeline.stage import StageContext
 from ml import lake_tables
 from ml.features import load_features
 
@@ -67,7 +69,7 @@ def score(predictions: pd.DataFrame, prices: pd.DataFrame) -> tuple[pd.DataFrame
             "direction_hit": None if pred_move == 0 else bool(pred_move == real_move),
             "model_name": rec["model_name"], "model_version": rec["model_version"], "evaluated_at": now,
         })
-    return pd.DataFrame(out, columns=list(lake_tables.SCHEMAS[lake_tables.PREDICTION_ACCURACY].names)), pending
+    return pd.DataFrame(out, columns=list(contract(lake_tables.PREDICTION_ACCURACY).column_names)), pending
 
 
 def evaluate(cfg: Config, console: Console | None = None) -> EvaluateResult:
@@ -102,3 +104,8 @@ def evaluate(cfg: Config, console: Console | None = None) -> EvaluateResult:
         console.print(table)
     console.print(result.detail())
     return result
+
+
+def run_stage(ctx: StageContext) -> str:
+    """The ``evaluate`` stage: score the forecasts whose actuals exist into ml.prediction_accuracy."""
+    return evaluate(ctx.cfg, ctx.console).detail()

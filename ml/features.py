@@ -15,22 +15,16 @@ import numpy as np
 import pandas as pd
 
 from lakehouse.config import Config
+from lakehouse.contracts import FEATURES
 from ml.errors import FeaturesUnavailable
 
-FEATURES_TABLE = "features.fct_daily_features"
+FEATURES_TABLE = FEATURES.identifier
 HORIZON_DAYS = 5
 TARGET_RETURN = "target_return_5d"
 TARGET_CLOSE = "target_close_5d"
 
-#: Columns of the features contract (see the BRIEF's data contracts).
-CONTRACT_COLUMNS = (
-    "ticker", "trade_date", "close", "adj_close", "adj_factor", "volume",
-    "ret_1d", "ret_5d", "ret_20d", "log_ret_1d", "log_ret_5d", "log_ret_20d",
-    "vol_5d", "vol_20d", "vol_60d",
-    "close_sma_5_ratio", "close_sma_20_ratio", "close_sma_50_ratio", "close_sma_200_ratio",
-    "ema_12", "ema_26", "macd", "macd_signal", "rsi_14", "bb_pct_b_20", "volume_z_20", "atr_14",
-    "day_of_week", "month", "days_since_listing", TARGET_CLOSE, TARGET_RETURN,
-)
+#: Columns of the features contract (lakehouse.contracts).
+CONTRACT_COLUMNS = FEATURES.column_names
 
 #: Contract columns used as model features as they are (scale-free: returns, ratios, oscillators).
 RAW_FEATURES = (

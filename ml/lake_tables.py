@@ -1,6 +1,6 @@
 """The ML stage's Iceberg tables (``ml`` namespace) and their atomic writes.
 
-Schemas follow the BRIEF's data contracts. Every write is one Iceberg commit: appends for run
+Schemas come from :mod:`lakehouse.contracts`. Every write is one Iceberg commit: appends for run
 metrics, ``overwrite`` with a row filter (delete + append in one transaction) for predictions so
 a rerun for the same as-of date replaces its rows instead of duplicating them.
 """
@@ -12,45 +12,21 @@ import warnings
 import pyarrow as pa
 from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, EqualTo, In, Or
 
-NAMESPACE = "ml"
-PREDICTIONS = "ml.predictions"
-PREDICTION_ACCURACY = "ml.prediction_accuracy"
-MODEL_METRICS = "ml.model_metrics"
+from lakehouse import contracts
 
-_TS = pa.timestamp("us", tz="UTC")
-
-SCHEMAS: dict[str, pa.Schema] = {
-    PREDICTIONS: pa.schema([
-        ("ticker", pa.string()), ("as_of_date", pa.date32()), ("target_date", pa.date32()),
-        ("horizon_days", pa.int32()), ("predicted_close", pa.float64()), ("predicted_return", pa.float64()),
-        ("last_close", pa.float64()), ("model_name", pa.string()), ("model_version", pa.string()),
-        ("run_id", pa.string()), ("feature_snapshot_id", pa.int64()), ("created_at", _TS),
-    ]),
-    PREDICTION_ACCURACY: pa.schema([
-        ("ticker", pa.string()), ("as_of_date", pa.date32()), ("target_date", pa.date32()),
-        ("horizon_days", pa.int32()), ("predicted_close", pa.float64()), ("actual_close", pa.float64()),
-        ("error", pa.float64()), ("abs_pct_error", pa.float64()), ("direction_hit", pa.bool_()),
-        ("model_name", pa.string()), ("model_version", pa.string()), ("evaluated_at", _TS),
-    ]),
-    MODEL_METRICS: pa.schema([
-        ("run_id", pa.string()), ("model_name", pa.string()), ("model_version", pa.string()),
-        ("mase", pa.float64()), ("mae", pa.float64()), ("rmse", pa.float64()), ("mape", pa.float64()),
-        ("directional_accuracy", pa.float64()), ("ic", pa.float64()), ("rank_ic", pa.float64()),
-        ("n_folds", pa.int32()), ("feature_snapshot_id", pa.int64()), ("trained_at", _TS),
-        ("is_champion", pa.bool_()),
-    ]),
-}
+PREDICTIONS = contracts.PREDICTIONS.identifier
+PREDICTION_ACCURACY = contracts.PREDICTION_ACCURACY.identifier
+MODEL_METRICS = contracts.MODEL_METRICS.identifier
 
 
 def to_arrow(name: str, rows: list[dict]) -> pa.Table:
     """Rows as an Arrow table with the contract schema of table ``name``."""
-    return pa.Table.from_pylist(rows, schema=SCHEMAS[name])
+    return contracts.contract(name).to_arrow(rows)
 
 
 def ensure_table(catalog, name: str):
-    """Load table ``name``, creating the namespace and the table with its contract schema if needed."""
-    catalog.create_namespace_if_not_exists(NAMESPACE)
-    return catalog.create_table_if_not_exists(name, schema=SCHEMAS[name])
+    """Load table ``name``, creating the namespace and the table from its contract if needed."""
+    return contracts.ensure_table(catalog, name)
 
 
 def append_rows(catalog, name: str, rows: list[dict]) -> int | None:

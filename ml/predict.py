@@ -21,6 +21,7 @@ from rich.console import Console
 from threadpoolctl import threadpool_limits
 
 from lakehouse.config import Config
+from lakehouse.pipeline.stage import StageContext
 from ml import lake_tables, registry, reports
 from ml.errors import FeaturesUnavailable, NoChampion
 from ml.features import HORIZON_DAYS, INPUT_COLUMNS, latest_rows, load_features
@@ -112,3 +113,8 @@ def predict(cfg: Config, console: Console | None = None) -> PredictResult:
                     f"({result.model_name}), features snapshot {fs.snapshot_id}",
     ))
     return result
+
+
+def run_stage(ctx: StageContext) -> str:
+    """The ``predict`` stage: forecast with the champion into ml.predictions."""
+    return predict(ctx.cfg, ctx.console).detail()

@@ -34,12 +34,17 @@ def choose_champion(mase: dict[str, float]) -> tuple[str, str]:
     )
 
 
-def champion_version(client: MlflowClient, name: str) -> ModelVersion | None:
-    """The version holding the ``champion`` alias, or None (no registered model or no alias)."""
+def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    """The version of registered model ``name`` holding ``alias``, or None (no such model or alias)."""
     try:
-        return client.get_model_version_by_alias(name, CHAMPION)
+        return client.get_model_version_by_alias(name, alias)
     except MlflowException:
         return None
+
+
+def champion_version(client: MlflowClient, name: str) -> ModelVersion | None:
+    """The version holding the ``champion`` alias, or None (no registered model or no alias)."""
+    return alias_version(client, name, CHAMPION)
 
 
 @dataclass

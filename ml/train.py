@@ -26,6 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from threadpoolctl import threadpool_limits
 
 from lakehouse.config import Config
+from lakehouse.pipeline.stage import StageContext
 from ml import lake_tables, registry, reports
 from ml.features import (
     FEATURES_TABLE,
@@ -336,3 +337,8 @@ def train(
                   + (f", @previous = v{promo.previous_version}" if promo.previous_version else ""))
     return TrainResult(parent.info.run_id, fs.snapshot_id, results, champion, promo.champion_version,
                        promo.previous_version, reason, dict(fs.skipped))
+
+
+def run_stage(ctx: StageContext) -> str:
+    """The ``train`` stage: train, evaluate, register and promote (``models`` option: the model list)."""
+    return train(ctx.cfg, ctx.console, models=ctx.option("models"), force=True).detail()

@@ -1,5 +1,5 @@
-"""Small deterministic lake tables for the marts tests, written through ``open_lake`` with the BRIEF's
-data-contract schemas (the real stages write the same shapes)."""
+"""Small deterministic lake tables for the marts tests, written through ``open_lake`` with the contract
+schemas of lakehouse.contracts (the real stages write the same shapes)."""
 
 from __future__ import annotations
 
@@ -8,69 +8,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-from pyiceberg.schema import Schema
-from pyiceberg.types import (
-    BooleanType,
-    DateType,
-    DoubleType,
-    IntegerType,
-    LongType,
-    NestedField,
-    StringType,
-    TimestamptzType,
-)
+
+from lakehouse.contracts import ensure_table
 
 UTC = dt.UTC
 TS = pa.timestamp("us", tz="UTC")
 
 
-def _schema(*fields: tuple[str, object, bool]) -> Schema:
-    return Schema(*[NestedField(i, n, t, required=r) for i, (n, t, r) in enumerate(fields, start=1)])
-
-
-S, D, F, I32, I64 = StringType(), DateType(), DoubleType(), IntegerType(), LongType()
-B, T = BooleanType(), TimestamptzType()
-SCHEMAS: dict[str, Schema] = {
-    "raw.quotes": _schema(
-        ("source", S, True), ("ticker", S, True), ("trade_date", D, True), ("open", F, False), ("high", F, False),
-        ("low", F, False), ("close", F, False), ("adj_close", F, False), ("volume", F, False),
-        ("currency", S, False), ("loaded_at", T, False), ("load_id", S, False),
-    ),
-    "features.fct_daily_features": _schema(
-        ("ticker", S, False), ("trade_date", D, False),
-        *[(c, F, False) for c in (
-            "close", "adj_close", "adj_factor", "volume", "ret_1d", "ret_5d", "ret_20d", "log_ret_1d", "log_ret_5d",
-            "log_ret_20d", "vol_5d", "vol_20d", "vol_60d", "close_sma_5_ratio", "close_sma_20_ratio",
-            "close_sma_50_ratio", "close_sma_200_ratio", "ema_12", "ema_26", "macd", "macd_signal", "rsi_14",
-            "bb_pct_b_20", "volume_z_20", "atr_14")],
-        ("day_of_week", I32, False), ("month", I32, False), ("days_since_listing", I32, False),
-        ("target_close_5d", F, False), ("target_return_5d", F, False),
-    ),
-    "ml.predictions": _schema(
-        ("ticker", S, False), ("as_of_date", D, False), ("target_date", D, False), ("horizon_days", I32, False),
-        ("predicted_close", F, False), ("predicted_return", F, False), ("last_close", F, False),
-        ("model_name", S, False), ("model_version", S, False), ("run_id", S, False),
-        ("feature_snapshot_id", I64, False), ("created_at", T, False),
-    ),
-    "ml.prediction_accuracy": _schema(
-        ("ticker", S, False), ("as_of_date", D, False), ("target_date", D, False), ("horizon_days", I32, False),
-        ("predicted_close", F, False), ("actual_close", F, False), ("error", F, False),
-        ("abs_pct_error", F, False), ("direction_hit", B, False), ("model_name", S, False),
-        ("model_version", S, False), ("evaluated_at", T, False),
-    ),
-    "ml.model_metrics": _schema(
-        ("run_id", S, False), ("model_name", S, False), ("model_version", S, False), ("mase", F, False),
-        ("mae", F, False), ("rmse", F, False), ("mape", F, False), ("directional_accuracy", F, False),
-        ("ic", F, False), ("rank_ic", F, False), ("n_folds", I32, False), ("feature_snapshot_id", I64, False),
-        ("trained_at", T, False), ("is_champion", B, False),
-    ),
-}
-
-
 def ensure(catalog, ident: str):
-    """Load or create ``ident`` with its contract schema."""
-    catalog.create_namespace_if_not_exists(ident.split(".")[0])
-    return catalog.create_table_if_not_exists(ident, schema=SCHEMAS[ident])
+    """Load or create ``ident`` from its contract (lakehouse.contracts)."""
+    return ensure_table(catalog, ident)
 
 
 def append(catalog, ident: str, rows: list[dict]) -> None:

@@ -17,7 +17,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from urllib.parse import unquote, urlparse
 
 from lakehouse.config import Config
 from lakehouse.net import free_port, http_ok, wait_http
+from lakehouse.services.registry import lakehouse_cli
 
 log = logging.getLogger("lakehouse.clickhouse")
 START_TIMEOUT = 60.0
@@ -100,6 +100,18 @@ def serve(cfg: Config, host: str | None = None, port: int | None = None, echo=pr
         echo("ClickHouse front stopped")
 
 
+def watch_parent(pid: int) -> None:
+    """SIGTERM this process once ``pid`` (the parent that started it) exits and we get re-parented, so an
+    orphaned temporary front never keeps the chdb data path locked."""
+
+    def watch() -> None:
+        while os.getppid() == pid:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def service_running(cfg: Config) -> bool:
     """True when the supervisor's ``clickhouse`` service is up and healthy."""
     from lakehouse.services.supervisor import is_running
@@ -132,7 +144,7 @@ def temporary_front(cfg: Config, in_process: bool = False) -> Iterator[Endpoint]
 
     ``in_process=True`` serves from a thread of this process (chdb stays loaded here afterwards, and
     icebergLocal reads need the warehouse inside the current directory); the default runs
-    ``python -m lakehouse.clickhouse`` as a child process in the files root.
+    ``lakehouse clickhouse serve`` as a child process in the files root.
     """
     ch = cfg.clickhouse
     host = "127.0.0.1"
@@ -151,7 +163,7 @@ def temporary_front(cfg: Config, in_process: bool = False) -> Iterator[Endpoint]
     port = free_port(host)
     logfile = cfg.logs_dir / "clickhouse-temporary.log"
     env = {**os.environ, **cfg.telemetry_env, **front_env(cfg)}
-    cmd = [sys.executable, "-m", "lakehouse.clickhouse", "--host", host, "--port", str(port),
+    cmd = [*lakehouse_cli(), "clickhouse", "serve", "--host", host, "--port", str(port),
            "--exit-with-parent", str(os.getpid())]
     with logfile.open("ab") as out:
         out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())

@@ -24,13 +24,22 @@ def _cfg():
 def serve(
     host: str = typer.Option(None, "--host", help="Bind address (default: [clickhouse] host)."),
     port: int = typer.Option(None, "--port", help="Port (default: [clickhouse] port)."),
+    exit_with_parent: int = typer.Option(None, "--exit-with-parent", metavar="PID",
+                                         help="Stop (gracefully) when process PID, our parent, is gone "
+                                              "(temporary fronts)."),
 ) -> None:
     """Serve ClickHouse's HTTP interface on the chdb data path until interrupted (foreground)."""
     from lakehouse.clickhouse.front import serve as run_server
+    from lakehouse.clickhouse.front import watch_parent
 
+    if exit_with_parent:
+        watch_parent(exit_with_parent)
     cfg = _cfg()
+    import logging
+
+    logging.basicConfig(level=cfg.general.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        run_server(cfg, host, port, echo=console.print)
+        run_server(cfg, host, port, echo=lambda m: print(m, flush=True))
     except (RuntimeError, OSError) as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(1) from exc

@@ -1,10 +1,8 @@
-"""``lakehouse ingest``: load quotes from a source into the Iceberg table ``raw.quotes``."""
+"""``lakehouse ingest``: the ingest stage on its own (load quotes into the Iceberg table ``raw.quotes``)."""
 
 from __future__ import annotations
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from lakehouse.sources import SOURCE_NAMES
 
@@ -22,31 +20,31 @@ def register(app: typer.Typer) -> None:
         end: str = typer.Option(None, "--end", help="Last date to load (YYYY-MM-DD; default: today)."),
     ) -> None:
         """Load daily quotes into Iceberg raw.quotes (dlt; incremental, idempotent, one commit per load)."""
-        from lakehouse.cli import load_or_exit
-        from lakehouse.ingestion.run import print_summary, run_ingest
+        from lakehouse.cli import console, err_console, fail, load_or_exit
+        from lakehouse.pipeline.runner import run_one
+        from lakehouse.pipeline.stage import StageFailed
 
-        console, err = Console(), Console(stderr=True)
         cfg = load_or_exit()
         if source is not None and source not in SOURCE_NAMES:
-            err.print(f"[red]error:[/] unknown source {source!r} (known: {', '.join(SOURCE_NAMES)})")
-            raise typer.Exit(2)
+            raise fail(f"unknown source {source!r} (known: {', '.join(SOURCE_NAMES)})", 2)
         names = tickers.split(",") if tickers else None
+        options = {"source": source, "tickers": names, "start": start, "end": end}
+        # only a run of the configured default load counts as the pipeline's ingest stage
+        whole = source in (None, cfg.sources_config.default) and not (names or start or end)
         from dlt.pipeline.exceptions import PipelineStepFailed
 
         try:
-            summary = run_ingest(cfg, source, names, start, end, console=console)
-        except ValueError as exc:
-            err.print(f"[red]error:[/] {escape(str(exc))}")
-            raise typer.Exit(2) from exc
-        except PipelineStepFailed as exc:
-            cause = exc.exception
-            err.print(f"[red]ingest failed at the {exc.step} step:[/] {escape(f'{type(cause).__name__}: {cause}')}")
-            if exc.step == "load":
-                err.print(f"raw.quotes is unchanged; load package {exc.load_id} is kept and the next "
-                          "`lakehouse ingest` commits it first.")
-            raise typer.Exit(1) from exc
-        print_summary(summary, console)
-        if not summary.ok:
-            for msg in summary.failed:
-                err.print(f"[red]failed:[/] {escape(msg)}")
-            raise typer.Exit(1)
+            run_one(cfg, "ingest", console, options=options, record=whole)
+        except StageFailed as exc:
+            cause = exc.cause
+            if isinstance(cause, ValueError):
+                raise fail(str(cause), 2) from exc
+            if isinstance(cause, PipelineStepFailed):
+                inner = cause.exception
+                err_console.print(f"[red]ingest failed at the {cause.step} step:[/] {type(inner).__name__}: {inner}")
+                if cause.step == "load":
+                    err_console.print(f"raw.quotes is unchanged; load package {cause.load_id} is kept and the next "
+                                      "`lakehouse ingest` commits it first.")
+                raise typer.Exit(1) from exc
+            raise fail(str(exc)) from exc
+

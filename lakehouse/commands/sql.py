@@ -25,9 +25,9 @@ def register(app: typer.Typer) -> None:
         from rich.markup import escape
 
         from lakehouse.cli import load_or_exit
-        from lakehouse.duck import connect_lake
         from lakehouse.lake import open_lake
         from lakehouse.sql_shell import FORMATS, SqlError, run_query, shell
+        from lakehouse.transform.duck import connect_lake
 
         console, err = Console(), Console(stderr=True)
         if fmt not in FORMATS:

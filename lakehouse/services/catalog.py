@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 from lakehouse.config import Config
-from lakehouse.services.registry import Service, register
+from lakehouse.services.registry import Service, lakehouse_cli, register
 
 
 def _command(cfg: Config) -> list[str]:
     c = cfg.catalog
-    exe = Path(sys.executable).parent / "lakehouse"
-    base = [str(exe)] if exe.exists() else [sys.executable, "-c", "from lakehouse.cli import app; app()"]
-    return [*base, "catalog", "serve", "--host", c.host, "--port", str(c.port)]
+    return [*lakehouse_cli(), "catalog", "serve", "--host", c.host, "--port", str(c.port)]
 
 
 class _ObjectStoreWhenS3(tuple):

@@ -1,16 +1,14 @@
-"""The ClickHouse front service: chdb behind ClickHouse's HTTP interface (``python -m lakehouse.clickhouse``)."""
+"""The ClickHouse front service: chdb behind ClickHouse's HTTP interface (``lakehouse clickhouse serve``)."""
 
 from __future__ import annotations
 
-import sys
-
 from lakehouse.config import Config
-from lakehouse.services.registry import Service, register
+from lakehouse.services.registry import Service, lakehouse_cli, register
 
 
 def _command(cfg: Config) -> list[str]:
     ch = cfg.clickhouse
-    return [sys.executable, "-m", "lakehouse.clickhouse", "--host", ch.host, "--port", str(ch.port)]
+    return [*lakehouse_cli(), "clickhouse", "serve", "--host", ch.host, "--port", str(ch.port)]
 
 
 CLICKHOUSE = register(

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from lakehouse.config import Config
+
+
+def lakehouse_cli() -> list[str]:
+    """argv prefix running this environment's ``lakehouse`` CLI (services and child processes run it)."""
+    exe = Path(sys.executable).parent / "lakehouse"
+    return [str(exe)] if exe.exists() else [sys.executable, "-c", "from lakehouse.cli import app; app()"]
 
 
 def _no_env(cfg: Config) -> dict[str, str]:
@@ -77,5 +85,5 @@ def get_service(name: str) -> Service:
 
 
 def _load_builtin() -> None:
-    # Importing a module registers its services.
-    from lakehouse.services import builtin  # noqa: F401
+    # Importing a service module registers its service.
+    from lakehouse.services import catalog, clickhouse, mlflow, objectstore  # noqa: F401

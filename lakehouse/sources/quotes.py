@@ -17,35 +17,27 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-QUOTES_TABLE = "quotes"
-REJECTED_TABLE = "quotes_rejected"
-PRIMARY_KEY = ("source", "ticker", "trade_date")
+from lakehouse.contracts import RAW_QUOTES, RAW_QUOTES_REJECTED
+
+QUOTES_TABLE = RAW_QUOTES.name
+REJECTED_TABLE = RAW_QUOTES_REJECTED.name
+PRIMARY_KEY = RAW_QUOTES.key
 PRICE_COLUMNS = ("open", "high", "low", "close", "adj_close")
 
-#: Columns a source produces (``loaded_at`` and ``load_id`` are stamped at commit time).
+#: Columns stamped at commit time, not produced by sources.
+COMMIT_STAMPS = ("loaded_at", "load_id")
+
+#: Columns a source produces: ``raw.quotes`` without the commit stamps, the date still nullable (a
+#: record without a readable date is quarantined, not refused).
 QUOTE_SCHEMA = pa.schema([
-    pa.field("source", pa.string(), nullable=False),
-    pa.field("ticker", pa.string(), nullable=False),
-    pa.field("trade_date", pa.date32()),
-    pa.field("open", pa.float64()),
-    pa.field("high", pa.float64()),
-    pa.field("low", pa.float64()),
-    pa.field("close", pa.float64()),
-    pa.field("adj_close", pa.float64()),
-    pa.field("volume", pa.float64()),
-    pa.field("currency", pa.string()),
+    f.with_nullable(True) if f.name == "trade_date" else f
+    for f in RAW_QUOTES.arrow_schema if f.name not in COMMIT_STAMPS
 ])
 
 #: Valid rows: the key columns are never null (dlt marks primary-key columns non-nullable).
-VALID_SCHEMA = QUOTE_SCHEMA.set(2, pa.field("trade_date", pa.date32(), nullable=False))
+VALID_SCHEMA = pa.schema([f for f in RAW_QUOTES.arrow_schema if f.name not in COMMIT_STAMPS])
 
-REJECTED_SCHEMA = pa.schema([
-    pa.field("source", pa.string(), nullable=False),
-    pa.field("ticker", pa.string(), nullable=False),
-    pa.field("trade_date", pa.date32()),
-    pa.field("reason", pa.string(), nullable=False),
-    pa.field("raw_record", pa.string(), nullable=False),
-])
+REJECTED_SCHEMA = pa.schema([f for f in RAW_QUOTES_REJECTED.arrow_schema if f.name not in COMMIT_STAMPS])
 
 
 class SourceError(RuntimeError):

@@ -8,7 +8,7 @@
   2. One DuckDB transaction on the lake, committed as one catalog commit:
        - table missing:          CREATE TABLE ... AS SELECT * FROM stage
        - full refresh:           pyiceberg Table.overwrite of the staged rows through the REST
-                                 catalog (lakehouse.dbt_plugin), one snapshot that replaces the
+                                 catalog (lakehouse.transform.duckdb_plugin), one snapshot that replaces the
                                  data files (DuckDB's DELETE would only add position deletes over
                                  them: a full refresh also compacts the table); DROP + CREATE
                                  when the columns changed
@@ -60,7 +60,7 @@
         create table {{ target_relation }} as select * from {{ stage }}
       {%- endcall %}
     {% else %}
-      {#-- pyiceberg overwrite (lakehouse.dbt_plugin): replaces the data files in one snapshot;
+      {#-- pyiceberg overwrite (lakehouse.transform.duckdb_plugin): replaces the data files in one snapshot;
            DuckDB's DELETE would keep them all behind position deletes --#}
       {%- set parquet = target.path.rsplit('/', 1)[0] ~ '/' ~ this.identifier ~ '.overwrite.parquet' -%}
       {% call statement('stage_parquet') -%}

@@ -1,14 +1,55 @@
 -- One row per (ticker, trade_date): the newest load wins across loads and sources. Typed, with the
 -- split/dividend adjustment factor adj_close / close applied to open/high/low and volume so that
--- splits don't look like crashes.
+-- splits don't look like crashes. Written to the Iceberg table lake.staging.stg_quotes (built once
+-- here; dbt_dwh reads it in place).
+--
+-- Incremental: per ticker, from the first trade_date of a raw row loaded after the newest loaded_at
+-- already staged, every day is re-derived from all of its raw rows; the lake_table materialization
+-- replaces the ticker's staged rows from that day on, in one commit.
+
+{{ config(
+    materialized='lake_table',
+    series_key='ticker',
+    order_key='trade_date',
+) }}
 
 with
 
 source as (
 
     select * from {{ source('raw', 'quotes') }}
+    where ticker is not null and trade_date is not null
 
 ),
+
+{% if lake_is_incremental() %}
+
+changed as (
+
+    select ticker, min(trade_date) as from_date
+    from source
+    where loaded_at > (select coalesce(max(loaded_at), '-infinity'::timestamptz) from {{ this }})
+    group by ticker
+
+),
+
+candidates as (
+
+    select s.*
+    from source as s
+    inner join changed as c on c.ticker = s.ticker and s.trade_date >= c.from_date
+
+),
+
+{% else %}
+
+candidates as (
+
+    select * from source
+
+),
+
+{% endif %}
 
 latest_load as (
 
@@ -18,8 +59,7 @@ latest_load as (
             partition by ticker, trade_date
             order by loaded_at desc, load_id desc, source
         ) as load_rank
-    from source
-    where ticker is not null and trade_date is not null
+    from candidates
 
 ),
 

@@ -1,0 +1,202 @@
+"""Executing the graph: ``lakehouse run``, ``lakehouse plan``, and one stage for a command or a scheduler.
+
+For each stage in dependency order: take the stage's lock (one execution of a stage at a time across
+processes: the CLI and Airflow may overlap), compute its fingerprint from the current versions of
+its inputs, compare it with the last successful run (:func:`lakehouse.pipeline.fingerprint.assess`)
+and either skip it with the reason, or run it and record what it consumed and produced. A failed
+stage records nothing and its downstream stages are skipped; stages that do not depend on it go on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import importlib
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.markup import escape
+
+from lakehouse.config import Config
+from lakehouse.pipeline import graph
+from lakehouse.pipeline.assets import AssetProbe
+from lakehouse.pipeline.fingerprint import Fingerprint, Verdict, assess, fingerprint
+from lakehouse.pipeline.graph import Stage
+from lakehouse.pipeline.stage import StageContext, StageFailed
+from lakehouse.pipeline.state import StageRuns
+
+#: The stage every other stage waits for: nothing runs on a broken configuration or storage.
+GATE = "health"
+
+
+@dataclass
+class Outcome:
+    """What happened to one stage in a run."""
+
+    stage: str
+    result: str  # ok | skipped | failed | blocked | not selected
+    seconds: float = 0.0
+    detail: str = ""
+    error: StageFailed | None = None
+
+
+def load_function(target: str) -> Callable[[StageContext], str | None]:
+    """The stage function named ``module:function``."""
+    module, _, func = target.partition(":")
+    return getattr(importlib.import_module(module), func)
+
+
+@contextlib.contextmanager
+def stage_lock(cfg: Config, name: str, console: Console | None = None) -> Iterator[None]:
+    """Hold ``$LAKEHOUSE_HOME/run/stage-<name>.lock`` (waits while another process runs the stage)."""
+    path = cfg.run_dir / f"stage-{name}.lock"
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if console is not None:
+                console.print(f"[yellow]{name}: another process is running this stage; waiting ({path})[/]")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class Session:
+    """One run over the open lake: asset versions, stage records, and how to judge and run a stage."""
+
+    def __init__(self, cfg: Config, lake, console: Console, run_id: str | None = None) -> None:  # noqa: ANN001
+        self.cfg = cfg
+        self.lake = lake
+        self.console = console
+        self.run_id = run_id or uuid.uuid4().hex[:12]
+        self.probe = AssetProbe(cfg, lake)
+        self.runs = StageRuns(lake)
+
+    def judge(self, stage: Stage) -> tuple[Verdict, Fingerprint]:
+        """The stage's verdict and its current fingerprint."""
+        versions = self.probe.versions(stage.reads)
+        if stage.inputs_view:
+            versions = load_function(stage.inputs_view)(self.cfg, self.lake, versions, self.runs.latest())
+        fp = fingerprint(self.cfg, stage, versions)
+        outputs = self.probe.versions(stage.writes)
+        return assess(stage, fp, outputs, self.runs.latest().get(stage.name)), fp
+
+    def execute(self, stage: Stage, fp: Fingerprint, verdict: Verdict, *, rebuild: bool,
+                options: dict | None = None, record: bool = True) -> str:
+        """Run the stage function; on success record the fingerprint and output versions."""
+        ctx = StageContext(self.cfg, self.console, self.lake, stage.name, rebuild=rebuild,
+                           reasons=list(verdict.reasons), options=dict(options or {}))
+        started = dt.datetime.now(dt.UTC)
+        try:
+            detail = load_function(stage.run)(ctx) or ""
+        except StageFailed:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure becomes the stage's StageFailed
+            raise StageFailed(stage.name, exc, getattr(exc, "log_path", None)) from exc
+        finally:
+            self.probe.forget(stage.writes)
+        if record and not stage.always:
+            outputs = self.probe.versions(stage.writes)
+            self.runs.record(stage.name, fp, outputs, detail=detail, run_id=self.run_id, started_at=started,
+                             finished_at=dt.datetime.now(dt.UTC))
+        return detail
+
+
+def select(stages: Sequence[Stage], only: Sequence[str] = (), start_from: str | None = None) -> list[str]:
+    """Names of the stages a run executes: all, ``only`` these, or ``start_from`` and its downstream."""
+    names = [s.name for s in stages]
+    for n in [*only, *([start_from] if start_from else [])]:
+        graph.get(tuple(stages), n)
+    if only and start_from:
+        raise graph.GraphError("use --only or --from, not both")
+    if only:
+        return [n for n in names if n in set(only)]
+    if start_from:
+        return graph.downstream(tuple(stages), start_from)
+    return names
+
+
+def run_pipeline(cfg: Config, console: Console, *, only: Sequence[str] = (), start_from: str | None = None,
+                 force: bool = False, run_id: str | None = None) -> list[Outcome]:
+    """Run the selected stages in dependency order, skipping fresh ones unless ``force``."""
+    from lakehouse.lake import open_lake
+
+    stages = graph.pipeline(cfg)
+    chosen = set(select(stages, only, start_from))
+    outcomes: dict[str, Outcome] = {}
+    with open_lake(cfg) as lake:
+        session = Session(cfg, lake, console, run_id)
+        for stage in stages:
+            if stage.name not in chosen:
+                outcomes[stage.name] = Outcome(stage.name, "not selected")
+                continue
+            bad = [u for u in (graph.upstream(stages, stage.name) | ({GATE} - {stage.name}))
+                   if outcomes.get(u) and outcomes[u].result in ("failed", "blocked")]
+            if bad:
+                outcomes[stage.name] = Outcome(stage.name, "blocked",
+                                               detail=f"upstream {', '.join(sorted(bad))} failed")
+                continue
+            outcomes[stage.name] = _run_stage(session, stage, force)
+    return [outcomes[s.name] for s in stages]
+
+
+def _run_stage(session: Session, stage: Stage, force: bool) -> Outcome:
+    console = session.console
+    t0 = time.perf_counter()
+    with stage_lock(session.cfg, stage.name, console):
+        verdict, fp = session.judge(stage)
+        if not verdict.must_run and not force:
+            console.print(f"[dim]{stage.name}: skipped, fresh: {escape(verdict.why())}[/]")
+            return Outcome(stage.name, "skipped", time.perf_counter() - t0, f"fresh: {verdict.why()}")
+        why = "forced (--force)" if force and not verdict.must_run else verdict.why()
+        console.rule(f"[bold]{stage.name}[/]: {stage.description}")
+        if verdict.state != "always":
+            console.print(f"[dim]runs because: {escape(why)}[/]")
+        try:
+            detail = session.execute(stage, fp, verdict, rebuild=verdict.rebuild or force)
+        except StageFailed as exc:
+            console.print(f"[red]{stage.name} failed:[/] {escape(str(exc))}")
+            return Outcome(stage.name, "failed", time.perf_counter() - t0, str(exc), exc)
+    return Outcome(stage.name, "ok", time.perf_counter() - t0, detail)
+
+
+def run_one(cfg: Config, name: str, console: Console, *, options: dict | None = None, record: bool = True,
+            rebuild: bool = False) -> str:
+    """Run stage ``name`` now (whatever its fingerprint says), for a stand-alone command.
+
+    ``record=False`` for a partial run (a dbt ``--select``, a ticker subset): its fingerprint would
+    claim more than it did. A changed definition still makes it a rebuild, so a command can never
+    record new code as done after only an incremental build. Raises :class:`StageFailed`.
+    """
+    from lakehouse.lake import open_lake
+
+    stage = graph.get(graph.pipeline(cfg), name)
+    with open_lake(cfg) as lake, stage_lock(cfg, name, console):
+        session = Session(cfg, lake, console)
+        verdict, fp = session.judge(stage)
+        return session.execute(stage, fp, verdict, rebuild=rebuild or verdict.rebuild, options=options,
+                               record=record)
+
+
+def plan(cfg: Config) -> list[Verdict]:
+    """Each stage's state without running anything: fresh, stale (and why), or pending on a stale upstream."""
+    from lakehouse.lake import open_lake
+
+    stages = graph.pipeline(cfg)
+    verdicts: dict[str, Verdict] = {}
+    with open_lake(cfg) as lake:
+        session = Session(cfg, lake, Console(quiet=True))
+        for stage in stages:
+            verdict, _ = session.judge(stage)
+            stale_up = sorted(u for u in graph.upstream(stages, stage.name)
+                              if verdicts[u].state in ("stale", "pending"))
+            if verdict.state == "fresh" and stale_up:
+                verdict = Verdict(stage.name, "pending", [f"runs if {', '.join(stale_up)} change(s) its outputs"])
+            verdicts[stage.name] = verdict
+    return [verdicts[s.name] for s in stages]

@@ -1,0 +1,205 @@
+"""Run one ingestion: finish any interrupted load, extract the source with dlt, commit to Iceberg,
+and summarize per ticker."""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import os
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichProgressBar
+from rich.table import Table as RichTable
+
+from lakehouse.config import Config, telemetry_off_env
+from lakehouse.sources.quotes import ExtractReport, Progress, parse_date
+from lakehouse.stages.ingest.tables import CommitResult
+
+
+@dataclass
+class IngestSummary:
+    """Outcome of one ``run_ingest``."""
+
+    source: str
+    report: ExtractReport
+    load_ids: list[str] = field(default_factory=list)
+    commits: list[CommitResult] = field(default_factory=list)
+    resumed_load_ids: list[str] = field(default_factory=list)
+    elapsed: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per step: extract, normalize, load
+
+    def _rows(self, table: str) -> int:
+        return sum(c.rows for c in self.commits if c.table == table)
+
+    @property
+    def rows_loaded(self) -> int:
+        """Rows written to raw.quotes by this run (after de-duplication)."""
+        return self._rows("quotes")
+
+    @property
+    def rows_rejected(self) -> int:
+        """Rows written to raw.quotes_rejected by this run."""
+        return self._rows("quotes_rejected")
+
+    @property
+    def failed(self) -> list[str]:
+        """Messages of the tickers that failed."""
+        return [t.error for t in self.report.failed if t.error]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def detail(self) -> str:
+        """One line for the pipeline summary."""
+        text = (f"{self.source}: {self.rows_loaded} rows loaded, {self.rows_rejected} rejected, "
+                f"{len(self.report.tickers)} tickers in {self.elapsed:.1f}s")
+        if self.failed:
+            text += f"; {len(self.failed)} failed"
+        return text
+
+
+class RichTickerProgress(Progress):
+    """A rich progress bar per ticker (rows, pages)."""
+
+    def __init__(self, bar: RichProgressBar) -> None:
+        self.bar = bar
+        self.tasks: dict[str, int] = {}
+        self.pages: dict[str, int] = {}
+
+    def start_ticker(self, ticker: str, total: int | None = None) -> None:
+        self.tasks[ticker] = self.bar.add_task(ticker, total=total, pages="")
+        self.pages[ticker] = 0
+
+    def advance(self, ticker: str, rows: int, pages: int = 1, total: int | None = None) -> None:
+        self.pages[ticker] = self.pages.get(ticker, 0) + pages
+        self.bar.update(self.tasks[ticker], advance=rows, total=total, pages=f"page {self.pages[ticker]}")
+
+    def finish_ticker(self, ticker: str, ok: bool, note: str = "") -> None:
+        if ticker not in self.tasks:
+            self.tasks[ticker] = self.bar.add_task(ticker, total=0, pages="")
+        task = self.bar.tasks[self.tasks[ticker]]
+        status = f"[green]{note}[/]" if ok else f"[red]{note}[/]"
+        self.bar.update(self.tasks[ticker], total=task.completed or 1, completed=task.completed or 1,
+                        pages=status)
+
+
+def _progress_bar(console: Console) -> RichProgressBar:
+    return RichProgressBar(
+        TextColumn("[bold]{task.description:>10}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[pages]}"), TimeElapsedColumn(), console=console, transient=False,
+        disable=not console.is_terminal and os.environ.get("LAKEHOUSE_PROGRESS") != "1",
+    )
+
+
+@contextmanager
+def _exclusive(cfg: Config, source: str) -> Iterator[None]:
+    """One ingest per source at a time: dlt's pipeline working dir is not safe for concurrent runs."""
+    path = cfg.path("dlt", create=True) / f"lakehouse_{source}.lock"
+    with open(path, "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ValueError(f"another `lakehouse ingest --source {source}` is running (lock {path})") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def run_ingest(
+    cfg: Config, source: str | None = None, tickers: Sequence[str] | None = None,
+    start: str | dt.date | None = None, end: str | dt.date | None = None, console: Console | None = None,
+) -> IngestSummary:
+    """Load ``source`` (default: the configured one) into ``raw.quotes`` / ``raw.quotes_rejected``.
+
+    Without ``start`` each ticker resumes after its last loaded trade date (dlt state); ``start``/``end``
+    backfill a window. A package left by an interrupted earlier run is committed first.
+    """
+    for k, v in telemetry_off_env().items():
+        os.environ.setdefault(k, v)
+    import dlt
+
+    from lakehouse.lake import open_lake
+    from lakehouse.sources import default_tickers, make_fetcher
+    from lakehouse.sources.resource import quote_source
+    from lakehouse.stages.ingest.destination import COMMITS, iceberg_lake, register_catalog, unregister_catalog
+
+    console = console or Console()
+    source = source or cfg.sources_config.default
+    fetcher = make_fetcher(cfg, source)
+    if end is None and source == "sample" and cfg.sources_config.sample.end:
+        end = parse_date(cfg.sources_config.sample.end, "sources.sample.end")
+    start_d, end_d = parse_date(start, "--start"), parse_date(end, "--end")
+    if start_d and end_d and start_d > end_d:
+        raise ValueError(f"--start {start_d} is after --end {end_d}")
+    # sorted and unique: rows then reach the commit in key order (no re-sort needed)
+    names = sorted({t.strip().upper() for t in (tickers or default_tickers(cfg, source)) if t.strip()})
+    if not names:
+        raise ValueError("no tickers to load")
+    report = ExtractReport(source)
+    summary = IngestSummary(source, report)
+    t0 = time.perf_counter()
+    key = f"ingest-{uuid.uuid4().hex}"
+    with _exclusive(cfg, source), open_lake(cfg) as lake:
+        register_catalog(key, lake.catalog)
+        try:
+            pipeline = dlt.pipeline(
+                pipeline_name=f"lakehouse_{source}", pipelines_dir=str(cfg.path("dlt", create=True)),
+                destination=iceberg_lake(catalog_key=key), dataset_name="raw",
+            )
+            if pipeline.has_pending_data:
+                console.print("[yellow]finishing an interrupted load from an earlier run[/]")
+                pipeline.normalize()
+                info = pipeline.load()
+                for lid in info.loads_ids:
+                    summary.resumed_load_ids.append(lid)
+                    summary.commits.extend(COMMITS.pop(lid, []))
+            t1 = time.perf_counter()
+            with _progress_bar(console) as bar:
+                src = quote_source(fetcher, names, start_d, end_d, report, RichTickerProgress(bar))
+                pipeline.extract(src)
+            t2 = time.perf_counter()
+            with console.status("committing to Iceberg"):
+                pipeline.normalize()
+                t3 = time.perf_counter()
+                info = pipeline.load()
+            summary.phases = {"extract": t2 - t1, "normalize": t3 - t2, "load": time.perf_counter() - t3}
+            for lid in info.loads_ids:
+                summary.load_ids.append(lid)
+                summary.commits.extend(COMMITS.pop(lid, []))
+        finally:
+            unregister_catalog(key)
+            client = getattr(fetcher, "client", None)
+            if client is not None:
+                client.close()
+    summary.elapsed = time.perf_counter() - t0
+    return summary
+
+
+def print_summary(summary: IngestSummary, console: Console) -> None:
+    """The per-ticker summary table and totals."""
+    table = RichTable(title=f"ingest {summary.source}: {', '.join(summary.load_ids) or 'no new load'}")
+    cols = (("ticker", "left"), ("rows", "right"), ("rejected", "right"), ("pages", "right"),
+            ("seconds", "right"), ("status", "left"))
+    for col, just in cols:
+        table.add_column(col, justify=just)
+    for t in summary.report.tickers.values():
+        status = f"[red]failed: {escape(t.error)}[/]" if t.error else (t.note or "ok")
+        table.add_row(t.ticker, str(t.rows), str(t.rejected), str(t.pages), f"{t.seconds:.2f}", status)
+    table.add_section()
+    replaced = sum(c.replaced for c in summary.commits if c.table == "quotes")
+    note = f"{len(summary.failed)} failed" if summary.failed else "ok"
+    note += f"; {replaced} existing rows replaced" if replaced else ""
+    if summary.resumed_load_ids:
+        note += f"; finished interrupted load {', '.join(summary.resumed_load_ids)}"
+    table.add_row("[bold]loaded[/]", f"[bold]{summary.rows_loaded}[/]", f"[bold]{summary.rows_rejected}[/]",
+                  str(sum(t.pages for t in summary.report.tickers.values())), f"{summary.elapsed:.1f}", note)
+    console.print(table)

@@ -1,0 +1,402 @@
+"""The Iceberg tables ingestion writes (``raw.quotes``, ``raw.quotes_rejected``, dlt bookkeeping) and
+the one-commit-per-load writes into them.
+
+Every write is a single Iceberg transaction tagged with the dlt load id in the snapshot summary
+(``lakehouse.load_id``): a load already present in a table's history is skipped, so retrying an
+interrupted load never duplicates rows. Merges delete the touched key region and append its new
+contents in the same transaction (copy-on-write, exact key semantics, newest load wins).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import itertools
+import os
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import CommitFailedException, NamespaceAlreadyExistsError, TableAlreadyExistsError
+from pyiceberg.expressions import (
+    AlwaysFalse,
+    AlwaysTrue,
+    And,
+    BooleanExpression,
+    EqualTo,
+    GreaterThanOrEqual,
+    In,
+    LessThanOrEqual,
+    Or,
+)
+from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files
+from pyiceberg.manifest import DataFile
+from pyiceberg.table import FileScanTask, Table, Transaction
+from pyiceberg.table.metadata import TableMetadata
+
+from lakehouse.contracts import RAW_DLT_LOADS, RAW_QUOTES, RAW_QUOTES_REJECTED
+
+NAMESPACE = "raw"
+LOAD_ID_PROPERTY = "lakehouse.load_id"
+COMMIT_RETRIES = 5
+WRITE_THREADS = 2
+#: Test hook: seconds to sleep after data files are written and before the catalog commit.
+PAUSE_ENV = "LAKEHOUSE_INGEST_PAUSE_BEFORE_COMMIT"
+#: Test hook: raise right before the catalog commit.
+FAIL_ENV = "LAKEHOUSE_INGEST_FAIL_BEFORE_COMMIT"
+
+#: The raw tables ingestion writes, by dlt table name (schemas, partitioning, sort: lakehouse.contracts).
+TABLES = {"quotes": RAW_QUOTES, "quotes_rejected": RAW_QUOTES_REJECTED, "_dlt_loads": RAW_DLT_LOADS}
+
+
+def ensure_namespace(catalog: Catalog, namespace: str = NAMESPACE) -> None:
+    """Create the namespace unless it exists."""
+    with contextlib.suppress(NamespaceAlreadyExistsError):
+        catalog.create_namespace(namespace)
+
+
+def ensure_table(catalog: Catalog, name: str, arrow_schema: pa.Schema | None = None,
+                 namespace: str = NAMESPACE) -> Table:
+    """Load ``namespace.name``, creating it with its declared schema/partitioning (or ``arrow_schema``)."""
+    ident = f"{namespace}.{name}"
+    if catalog.table_exists(ident):
+        return catalog.load_table(ident)
+    ensure_namespace(catalog, namespace)
+    declared = TABLES.get(name)
+    if declared is not None:
+        kwargs = declared.create_kwargs()
+    elif arrow_schema is not None:
+        kwargs = {"schema": arrow_schema}
+    else:
+        raise ValueError(f"no schema known for table {ident}")
+    try:
+        return catalog.create_table(ident, **kwargs)
+    except TableAlreadyExistsError:  # created concurrently
+        return catalog.load_table(ident)
+
+
+def committed_load_ids(table: Table) -> set[str]:
+    """Load ids recorded in the snapshot history of ``table``."""
+    out = set()
+    for snap in table.metadata.snapshots:
+        if snap.summary is not None and snap.summary[LOAD_ID_PROPERTY]:
+            out.add(snap.summary[LOAD_ID_PROPERTY])
+    return out
+
+
+def conform(tx: Transaction, data: pa.Table, load_id: str, loaded_at: dt.datetime) -> pa.Table:
+    """``data`` stamped with ``load_id``/``loaded_at`` and cast to the table's Arrow schema. Columns the
+    table lacks are added to its schema within transaction ``tx`` (schema evolution in the same commit)."""
+    n = data.num_rows
+    stamps = (("loaded_at", pa.scalar(loaded_at, pa.timestamp("us", tz="UTC"))), ("load_id", pa.scalar(load_id)))
+    for name, value in stamps:
+        col = pa.repeat(value, n)
+        if name in data.column_names:
+            data = data.set_column(data.column_names.index(name), name, col)
+        else:
+            data = data.append_column(name, col)
+    known = tx.table_metadata.schema().column_names
+    extra = [f for f in data.schema if f.name not in known and not f.name.startswith("_dlt")]
+    if extra:
+        with tx.update_schema() as update:
+            update.union_by_name(pa.schema(extra))
+    target = tx.table_metadata.schema().as_arrow()
+    cols, fields = [], []
+    for f in target:
+        if f.name in data.column_names:
+            col = data[f.name]
+            if pa.types.is_string(col.type) and pa.types.is_large_string(f.type):
+                f = f.with_type(col.type)  # pyiceberg writes string as is: skip copying offsets
+            elif col.type != f.type:
+                col = col.cast(f.type)
+        else:
+            col = pa.nulls(n, f.type)
+        cols.append(col)
+        fields.append(f)
+    return pa.Table.from_arrays(cols, schema=pa.schema(fields))
+
+
+def _partition_columns(tbl: TableMetadata, data: pa.Table) -> list[pa.ChunkedArray | pa.Array]:
+    """The partition values of every row (transforms applied), in spec order."""
+    schema = tbl.schema()
+    out = []
+    for pf in tbl.spec().fields:
+        field = schema.find_field(pf.source_id)
+        out.append(pf.transform.pyarrow_transform(field.field_type)(data[field.name]))
+    return out
+
+
+def is_sorted(data: pa.Table, keys: Sequence[str]) -> bool:
+    """True when rows are already in ascending (lexicographic) order of ``keys`` (vectorized check)."""
+    if data.num_rows < 2 or not keys:
+        return True
+    n = data.num_rows
+    ordered = None  # pairs already strictly ordered by an earlier key
+    for k in keys:
+        a, b = data[k].slice(0, n - 1), data[k].slice(1)
+        less, equal = pc.fill_null(pc.less(a, b), False), pc.fill_null(pc.equal(a, b), True)
+        if ordered is None:
+            bad = pc.invert(pc.or_(less, equal))
+            ordered_next = less
+        else:
+            bad = pc.and_(pc.invert(ordered), pc.invert(pc.or_(less, equal)))
+            ordered_next = pc.or_(ordered, less)
+        if pc.any(bad).as_py():
+            return False
+        ordered = ordered_next
+    return True
+
+
+def _run_starts(cols: Sequence[pa.ChunkedArray | pa.Array]) -> list[int]:
+    """Offsets where any of ``cols`` changes value from the previous row (always includes 0)."""
+    n = len(cols[0])
+    changed = None
+    for col in cols:
+        diff = pc.fill_null(pc.not_equal(col.slice(1), col.slice(0, n - 1)), True)
+        changed = diff if changed is None else pc.or_(changed, diff)
+    return [0] + [i + 1 for i in pc.indices_nonzero(changed).to_pylist()] if n > 1 else [0]
+
+
+def sort_for_write(tbl: TableMetadata, data: pa.Table, keys: Sequence[str] = ()) -> tuple[pa.Table, list[int]]:
+    """Rows grouped by partition and in ``keys`` order within each, and the start offset of each
+    partition run.
+
+    Sources deliver rows in key order (ticker, then date); then a partition is a set of contiguous
+    runs, gathered with zero-copy slices and one sequential copy instead of a sort and random take."""
+    if data.num_rows == 0:
+        return data, []
+    parts = _partition_columns(tbl, data)
+    if not parts and (not keys or is_sorted(data, keys)):
+        return data, [0]
+    if parts and is_sorted(data, keys):
+        starts = _run_starts(parts)
+        if len(starts) <= max(64, data.num_rows // 64):  # long runs: gather them per partition
+            bounds = [*starts, data.num_rows]
+            first_values = [tuple(col[i].as_py() for col in parts) for i in starts]
+            groups: dict[tuple, list[tuple[int, int]]] = {}
+            for value, a, b in zip(first_values, bounds, bounds[1:], strict=False):
+                groups.setdefault(value, []).append((a, b - a))
+            pieces, out_starts, offset = [], [], 0
+            for value in sorted(groups, key=lambda v: tuple((x is None, x) for x in v)):
+                out_starts.append(offset)
+                for a, length in groups[value]:
+                    pieces.append(data.slice(a, length))
+                    offset += length
+            return pa.concat_tables(pieces), out_starts  # chunks are combined per partition by the writer
+    sort_cols = {f"__p{i}": col for i, col in enumerate(parts)}
+    sort_cols.update({k: data[k] for k in keys})
+    order = pc.sort_indices(pa.table(sort_cols), [(c, "ascending") for c in sort_cols])
+    data = data.take(order)
+    if not parts:
+        return data, [0]
+    return data, _run_starts([col.take(order) for col in parts])
+
+
+def drop_duplicate_keys(data: pa.Table, keys: Sequence[str]) -> pa.Table:
+    """On rows stably sorted so equal keys are adjacent, keep the last of each run (the newest)."""
+    if data.num_rows < 2:
+        return data
+    same = None
+    for k in keys:
+        col = data[k]
+        eq = pc.fill_null(pc.equal(col.slice(0, len(col) - 1), col.slice(1)), False)
+        same = eq if same is None else pc.and_(same, eq)
+    if not pc.any(same).as_py():
+        return data
+    keep = pa.concat_arrays([pc.invert(same).combine_chunks(), pa.array([True])])
+    return data.filter(keep)
+
+
+def write_data_files(tx: Transaction, data: pa.Table, starts: list[int]) -> list[DataFile]:
+    """Parquet data files for sorted ``data`` with partition runs at ``starts``, written in parallel
+    (one writer task per partition; pyiceberg's own split filters the whole table per partition)."""
+    if data.num_rows == 0:
+        return []
+    bounds = [*starts, data.num_rows]
+    slices = [data.slice(a, b - a) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+    write_uuid, counter = uuid.uuid4(), itertools.count(0)
+    lock = threading.Lock()
+
+    def write(part: pa.Table) -> list[DataFile]:
+        with lock:
+            start = next(counter) * 1000
+        part = part.combine_chunks()  # one contiguous copy per partition, in the writer threads
+        return list(_dataframe_to_data_files(tx.table_metadata, part, tx._table.io, write_uuid,  # noqa: SLF001
+                                             itertools.count(start)))
+
+    with ThreadPoolExecutor(max_workers=min(WRITE_THREADS, len(slices))) as pool:
+        return [f for files in pool.map(write, slices) for f in files]
+
+
+def key_region(data: pa.Table) -> BooleanExpression:
+    """A small filter covering every key of ``data``: per source, its tickers and date range."""
+    region: BooleanExpression = AlwaysFalse()
+    sources = pc.unique(data["source"]).to_pylist()
+    for source in sources:
+        part = data if len(sources) == 1 else data.filter(pc.equal(data["source"], source))
+        tickers = pc.unique(part["ticker"]).to_pylist()
+        lo, hi = pc.min(part["trade_date"]).as_py(), pc.max(part["trade_date"]).as_py()
+        ticker_expr = EqualTo("ticker", tickers[0]) if len(tickers) == 1 else In("ticker", tickers)
+        expr = And(EqualTo("source", source), ticker_expr,
+                   And(GreaterThanOrEqual("trade_date", lo.isoformat()), LessThanOrEqual("trade_date", hi.isoformat())))
+        region = expr if isinstance(region, AlwaysFalse) else Or(region, expr)
+    return region
+
+
+@dataclass
+class CommitResult:
+    """What one table write did."""
+
+    table: str
+    rows: int = 0
+    replaced: int = 0
+    skipped: bool = False  # the load id was already committed
+    snapshot_id: int | None = None
+
+
+def _pause_for_tests() -> None:
+    """Fault injection for tests: pause (to be killed) or fail right before the catalog commit."""
+    if os.environ.get(FAIL_ENV):
+        raise RuntimeError(f"injected failure before the Iceberg commit ({FAIL_ENV})")
+    pause = os.environ.get(PAUSE_ENV)
+    if pause:
+        marker = os.environ.get(PAUSE_ENV + "_MARKER")
+        if marker:
+            open(marker, "w").close()  # noqa: SIM115 - tells the test we are about to commit
+        time.sleep(float(pause))
+
+
+def _commit_with_retry(table: Table, load_id: str, build) -> CommitResult:
+    """Run ``build(table) -> (transaction, result)`` and commit; on a concurrent commit reload and retry."""
+    for attempt in range(COMMIT_RETRIES):
+        table.refresh()
+        if load_id in committed_load_ids(table):
+            return CommitResult(table.name()[-1], skipped=True)
+        tx, result = build(table)
+        if tx is None:
+            return result
+        _pause_for_tests()
+        try:
+            committed = tx.commit_transaction()
+        except CommitFailedException:
+            if attempt == COMMIT_RETRIES - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+            continue
+        snap = committed.current_snapshot()
+        result.snapshot_id = snap.snapshot_id if snap else None
+        return result
+    raise AssertionError("unreachable")
+
+
+def keys_in(left: pa.Table, right: pa.Table, keys: Sequence[str]) -> pa.Array:
+    """Boolean mask: does each row of ``left`` have its key in ``right``? String key columns are mapped to
+    indexes into the right side's distinct values and packed with the rest into one int64 per row, so
+    the membership test is a single hash lookup (an Arrow anti-join on strings is ~10x slower)."""
+    left_key: pa.Array | None = None
+    right_key: pa.Array | None = None
+    present = None  # left rows whose string values all occur on the right
+    for k in keys:
+        lcol, rcol = left[k], right[k]
+        if pa.types.is_string(rcol.type) or pa.types.is_large_string(rcol.type):
+            encoded = pc.dictionary_encode(rcol).combine_chunks()
+            values, rcode = encoded.dictionary, encoded.indices
+            lcode = pc.index_in(lcol, value_set=values)
+            width = max(len(values), 1)
+        elif pa.types.is_date32(rcol.type):
+            lcode = pc.subtract(lcol.cast(pa.int32()), pa.scalar(-(1 << 20), pa.int32()))
+            rcode = pc.subtract(rcol.cast(pa.int32()), pa.scalar(-(1 << 20), pa.int32()))
+            width = 1 << 22
+        else:
+            raise TypeError(f"key column {k} of type {rcol.type} is not supported")
+        valid = pc.is_valid(lcode)
+        present = valid if present is None else pc.and_(present, valid)
+        lcode, rcode = pc.fill_null(lcode, 0).cast(pa.int64()), rcode.cast(pa.int64())
+        if left_key is None:
+            left_key, right_key = lcode, rcode
+        else:
+            left_key = pc.add(pc.multiply(left_key, width), lcode)
+            right_key = pc.add(pc.multiply(right_key, width), rcode)
+    hit = pc.is_in(left_key, value_set=pc.unique(right_key))
+    return pc.and_(present, hit)
+
+
+def read_files(tbl: Table, tasks: list[FileScanTask]) -> pa.Table:
+    """Every row of the data files behind ``tasks`` (their delete files applied), in the table schema."""
+    scan = ArrowScan(tbl.metadata, tbl.io, tbl.schema(), AlwaysTrue())
+    return scan.to_table(tasks)
+
+
+def merge_commit(table: Table, data: pa.Table, keys: Sequence[str], load_id: str,
+                 loaded_at: dt.datetime) -> CommitResult:
+    """Upsert ``data`` on ``keys`` in ONE snapshot. Duplicate keys in the load keep the last row.
+
+    File-level copy-on-write: the data files that may hold a key of the load (partition and column
+    statistics pruning with a small region filter) are read whole; their rows whose key the load does
+    not carry are rewritten with the load's rows, and one ``overwrite`` snapshot swaps the files.
+    Memory and I/O scale with the files touched (an incremental load touches the current year)."""
+    name = table.name()[-1]
+    props = {LOAD_ID_PROPERTY: load_id}
+
+    def build(tbl: Table):
+        tx = tbl.transaction()
+        rows = conform(tx, data, load_id, loaded_at)
+        if rows.num_rows == 0:
+            return None, CommitResult(name)
+        meta = tx.table_metadata
+        rows, starts = sort_for_write(meta, rows, keys)
+        deduped = drop_duplicate_keys(rows, keys)
+        if deduped.num_rows != rows.num_rows:
+            rows, starts = sort_for_write(meta, deduped, keys)
+        tasks = list(tbl.scan(row_filter=key_region(rows)).plan_files()) if tbl.current_snapshot() else []
+        replaced = 0
+        out, out_starts = rows, starts
+        if tasks:
+            existing = read_files(tbl, tasks)
+            keep = existing.filter(pc.invert(keys_in(existing, rows, keys)))
+            for f in rows.schema:  # columns added by this load's schema evolution
+                if f.name not in keep.column_names:
+                    keep = keep.append_column(f.name, pa.nulls(keep.num_rows, f.type))
+            keep = keep.select(rows.column_names).cast(rows.schema)
+            replaced = existing.num_rows - keep.num_rows
+            if keep.num_rows:
+                out, out_starts = sort_for_write(meta, pa.concat_tables([keep, rows]), keys)
+        files = write_data_files(tx, out, out_starts)
+        if tasks:
+            with tx.update_snapshot(snapshot_properties=props).overwrite() as overwrite:
+                for task in tasks:
+                    overwrite.delete_data_file(task.file)
+                for f in files:
+                    overwrite.append_data_file(f)
+        else:
+            with tx.update_snapshot(snapshot_properties=props).fast_append() as append:
+                for f in files:
+                    append.append_data_file(f)
+        return tx, CommitResult(name, rows=rows.num_rows, replaced=replaced)
+
+    return _commit_with_retry(table, load_id, build)
+
+
+def append_commit(table: Table, data: pa.Table, load_id: str, loaded_at: dt.datetime) -> CommitResult:
+    """Append ``data`` in one transaction (skipped when this load id is already in the table)."""
+    name = table.name()[-1]
+
+    def build(tbl: Table):
+        tx = tbl.transaction()
+        rows = conform(tx, data, load_id, loaded_at)
+        if rows.num_rows == 0:
+            return None, CommitResult(name)
+        rows, starts = sort_for_write(tx.table_metadata, rows)
+        files = write_data_files(tx, rows, starts)
+        with tx.update_snapshot(snapshot_properties={LOAD_ID_PROPERTY: load_id}).fast_append() as append:
+            for f in files:
+                append.append_data_file(f)
+        return tx, CommitResult(name, rows=rows.num_rows)
+
+    return _commit_with_retry(table, load_id, build)

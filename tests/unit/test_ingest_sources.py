@@ -1,0 +1,186 @@
+"""Quote sources against a local server replaying MOEX ISS / Yahoo chart responses, HTTP retries and
+body checks, and validation rules (no lake involved)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pyarrow as pa
+import pytest
+
+from lakehouse.sources.http import JsonClient, RetryPolicy, parse_retry_after
+from lakehouse.sources.moex import MoexFetcher
+from lakehouse.sources.quotes import Progress, SourceError, Window, quotes_table, split_valid
+from lakehouse.sources.sample import SAMPLE_ROWS, SampleFetcher, read_sample
+from lakehouse.sources.synthetic import SyntheticFetcher, generate
+from lakehouse.sources.yahoo import YahooFetcher
+from tests.quote_server import SBER_BAD_DAY, SBER_NULL_DAY, YAHOO_NULL_DAY, QuoteServer, business_days
+
+FAST = RetryPolicy(max_retries=3, base_delay=0.01, max_delay=2.0)
+YEAR_2024 = Window(dt.date(2024, 1, 1), dt.date(2024, 12, 31))
+
+
+@pytest.fixture(scope="module")
+def server():
+    with QuoteServer() as srv:
+        yield srv
+
+
+class Pages(Progress):
+    def __init__(self) -> None:
+        self.pages: dict[str, int] = {}
+
+    def advance(self, ticker, rows, pages=1, total=None) -> None:
+        self.pages[ticker] = self.pages.get(ticker, 0) + pages
+
+
+def moex(server) -> MoexFetcher:
+    return MoexFetcher(server.url, "TQBR", dt.date(2024, 1, 1), timeout=5, policy=FAST)
+
+
+def test_moex_pages_through_cursor_and_rejects_bad_rows(server):
+    progress = Pages()
+    table, raws = moex(server).fetch("SBER", YEAR_2024, progress)
+    days = business_days(dt.date(2024, 1, 1), dt.date(2024, 12, 31))
+    assert table.num_rows == len(days) == 262
+    assert progress.pages["SBER"] == 3  # 100 + 100 + 62
+    assert [int(q["start"]) for q in server.moex_requests("SBER")][-3:] == [0, 100, 200]
+    q = server.moex_requests("SBER")[-1]
+    assert q["iss.meta"] == "off" and q["iss.only"] == "history,history.cursor"
+    good, rejected = split_valid(table, raws)
+    assert good.num_rows == 260
+    reasons = dict(zip(rejected["trade_date"].to_pylist(), rejected["reason"].to_pylist(), strict=True))
+    assert reasons == {SBER_NULL_DAY: "missing open", SBER_BAD_DAY: "high < low"}
+    raw = json.loads(rejected["raw_record"][0].as_py())
+    assert raw["SECID"] == "SBER" and raw["NUMTRADES"] == 0 and raw["OPEN"] is None
+    assert set(good["currency"].to_pylist()) == {"RUB"}
+
+
+def test_moex_window_is_sent_as_from_till(server):
+    table, _ = moex(server).fetch("SBER", Window(dt.date(2024, 7, 1), dt.date(2024, 7, 31)), Progress())
+    assert table.num_rows == 23
+    assert min(table["trade_date"].to_pylist()) == dt.date(2024, 7, 1)
+    q = server.moex_requests("SBER")[-1]
+    assert (q["from"], q["till"]) == ("2024-07-01", "2024-07-31")
+
+
+def test_moex_429_retry_after_then_success(server):
+    fetcher = moex(server)
+    slept: list[float] = []
+    fetcher.client.sleep = slept.append
+    table, _ = fetcher.fetch("GAZP", YEAR_2024, Progress())
+    assert table.num_rows == 262
+    assert slept[0] == 1.0  # Retry-After honored
+    assert fetcher.client.retries == 1
+
+
+def test_moex_503_backoff_then_success(server):
+    fetcher = moex(server)
+    slept: list[float] = []
+    fetcher.client.sleep = slept.append
+    table, _ = fetcher.fetch("LKOH", YEAR_2024, Progress())
+    assert table.num_rows == 262
+    assert len(slept) == 1 and 0 < slept[0] <= FAST.base_delay
+
+
+@pytest.mark.parametrize(("ticker", "needle"), [
+    ("NOPE", "no history on board TQBR"),
+    ("HTML", "HTML page instead of JSON"),
+    ("TRUNC", "truncated or invalid JSON"),
+    ("E404", "HTTP 404"),
+    ("EMPTY", "empty response"),
+    ("DOWN", "HTTP 503 after 4 attempts"),
+])
+def test_moex_errors_name_source_ticker_and_url(server, ticker, needle):
+    fetcher = moex(server)
+    fetcher.client.sleep = lambda s: None
+    with pytest.raises(SourceError) as err:
+        fetcher.fetch(ticker, YEAR_2024, Progress())
+    msg = str(err.value)
+    assert needle in msg
+    assert msg.startswith(f"moex {ticker}:")
+    assert f"{server.url}/iss/history/engines/stock/markets/shares/boards/TQBR/securities/{ticker}.json" in msg
+
+
+def test_moex_resumed_window_without_rows_is_not_an_error(server):
+    window = Window(dt.date(2025, 1, 1), dt.date(2025, 1, 5), resumed=True)
+    table, _ = moex(server).fetch("SBER", window, Progress())
+    assert table.num_rows == 0
+
+
+def test_yahoo_chart_with_nulls_and_browser_user_agent(server):
+    fetcher = YahooFetcher(server.url, dt.date(2024, 1, 1), timeout=5, policy=FAST)
+    table, raws = fetcher.fetch("AAPL", Window(dt.date(2024, 1, 1), dt.date(2024, 3, 31)), Progress())
+    assert table.num_rows == len(business_days(dt.date(2024, 1, 2), dt.date(2024, 3, 28)))
+    assert "Mozilla" in server.requests[-1][2]
+    assert table["trade_date"][0].as_py() == dt.date(2024, 1, 2)  # session open 14:30Z -> local date
+    good, rejected = split_valid(table, raws)
+    assert rejected.num_rows == 1 and rejected["trade_date"][0].as_py() == YAHOO_NULL_DAY
+    assert rejected["reason"][0].as_py() == "missing open"
+    first = good.slice(0, 1).to_pylist()[0]
+    assert first["close"] == 180.0 and first["adj_close"] == pytest.approx(176.4) and first["currency"] == "USD"
+
+
+def test_yahoo_429_then_success_and_404_error(server):
+    fetcher = YahooFetcher(server.url, dt.date(2024, 1, 1), timeout=5, policy=FAST)
+    fetcher.client.sleep = lambda s: None
+    table, _ = fetcher.fetch("MSFT", Window(dt.date(2024, 1, 1), dt.date(2024, 1, 31)), Progress())
+    assert table.num_rows == 22 and fetcher.client.retries == 1
+    with pytest.raises(SourceError, match=r"yahoo NOPE: HTTP 404: 'Not Found: No data found.*/v8/finance/chart/NOPE"):
+        fetcher.fetch("NOPE", Window(dt.date(2024, 1, 1), dt.date(2024, 1, 31)), Progress())
+
+
+def test_yahoo_without_browser_user_agent_is_throttled(server):
+    client = JsonClient("yahoo", timeout=5, policy=RetryPolicy(1, 0.01, 0.05))
+    with pytest.raises(SourceError, match="HTTP 429 after 2 attempts: 'Edge: Too Many Requests'"):
+        client.get_json(f"{server.url}/v8/finance/chart/AAPL", {"period1": 0, "period2": 1}, "AAPL")
+
+
+def test_retry_policy_is_bounded_with_jitter():
+    policy = RetryPolicy(max_retries=10, base_delay=0.5, max_delay=4.0)
+    delays = [policy.delay(a, None) for a in range(10) for _ in range(20)]
+    assert max(delays) <= 4.0 and min(delays) >= 0.25
+    assert len({round(d, 6) for d in delays}) > 20  # jittered
+    assert policy.delay(0, 120.0) == 4.0  # a long Retry-After is capped
+    assert parse_retry_after("3") == 3.0 and parse_retry_after("soon") is None
+    assert 0 <= parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") <= 1
+
+
+def test_validation_rules_each_reason():
+    rows = {
+        "source": ["t"] * 7, "ticker": ["X"] * 7,
+        "trade_date": [dt.date(2024, 1, d) for d in (1, 2, 3, 4, 5, 8)] + [None],
+        "open": [10, 0, 10, 10, 10, 10, 10], "high": [11, 11, 9, 11, 11, 11, 11],
+        "low": [9, 9, 10, 9, 9, 9, 9], "close": [10, 10, 10, 12, 10, 10, 10],
+        "adj_close": [10, 10, 10, 10, 10, 10, 10], "volume": [1, 1, 1, 1, -5, None, 1],
+    }
+    good, rejected = split_valid(quotes_table(rows))
+    assert good.num_rows == 2  # the first row and the one with a null volume
+    assert rejected["reason"].to_pylist() == [
+        "non-positive open", "high < low", "close outside [low, high]", "negative volume", "missing trade_date"]
+    assert json.loads(rejected["raw_record"][0].as_py())["open"] == 0
+    assert good.schema.field("trade_date").nullable is False
+
+
+def test_sample_source_has_the_documented_rows():
+    data = read_sample()
+    assert data.num_rows == SAMPLE_ROWS == 12_154
+    fetcher = SampleFetcher()
+    counts = {t: fetcher.fetch(t, Window(dt.date(1990, 1, 1), dt.date(2030, 1, 1)), Progress())[0].num_rows
+              for t in ("AAPL", "IBM", "MSFT", "GOOG", "FB")}
+    assert counts == {"AAPL": 3270, "IBM": 3270, "MSFT": 3270, "GOOG": 2148, "FB": 196}
+    with pytest.raises(SourceError, match="sample ZZZ: unknown ticker"):
+        fetcher.fetch("ZZZ", Window(dt.date(2000, 1, 1), dt.date(2001, 1, 1)), Progress())
+
+
+def test_synthetic_is_deterministic_and_window_stable():
+    a = generate(3, 2, end=dt.date(2024, 12, 31))
+    b = generate(3, 2, end=dt.date(2024, 12, 31))
+    assert a.equals(b) and a.num_rows == 3 * len(business_days(dt.date(2023, 1, 1), dt.date(2024, 12, 31)))
+    f = SyntheticFetcher(dt.date(2023, 1, 2))
+    full = f.fetch("SYN0001", Window(dt.date(2023, 1, 2), dt.date(2024, 12, 31)), Progress())[0]
+    tail = f.fetch("SYN0001", Window(dt.date(2024, 6, 1), dt.date(2024, 12, 31)), Progress())[0]
+    assert full.slice(full.num_rows - tail.num_rows).equals(tail)
+    assert split_valid(full)[1].num_rows == 0
+    assert isinstance(full["ticker"], pa.ChunkedArray)
