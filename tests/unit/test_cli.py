@@ -37,12 +37,6 @@ def test_help_lists_foundation_commands() -> None:
         assert name in out
 
 
-def test_run_on_fresh_state_dir(lh_env) -> None:
-    res = run_cli("run", env=lh_env)
-    assert res.returncode == 0, res.stdout + res.stderr
-    assert "health" in res.stdout and "ok" in res.stdout
-
-
 def test_config_show_masks_secrets(lh_env) -> None:
     env = {**lh_env, "LAKEHOUSE_CLICKHOUSE__PASSWORD": "topsecret-value", "COLUMNS": "200"}
     res = run_cli("config", "show", env=env)
