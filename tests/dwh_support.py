@@ -73,6 +73,18 @@ def prediction_rows(as_of: dt.date, base: dict[str, float], created_at: dt.datet
     return rows
 
 
+def stage_quotes(cfg) -> None:
+    """Build the lake's staging.stg_quotes from raw.quotes with the real dbt_lake model (newest load wins)."""
+    from rich.console import Console
+
+    from lakehouse.stages.transform_lake import run_dbt
+
+    # cautious: only the tests of stg_quotes itself (the small lake's features table is a stub)
+    result = run_dbt(cfg, ["build", "--select", "stg_quotes", "--indirect-selection", "cautious"],
+                     console=Console(quiet=True))
+    assert result.ok, result.errors[-10:]
+
+
 def build_small_lake(catalog) -> SmallLake:
     """raw.quotes (two loads, a stale second source), features for AAA, predictions, accuracy, metrics."""
     days = business_days(START, N_DAYS)

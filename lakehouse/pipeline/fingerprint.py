@@ -39,7 +39,9 @@ def code_files(patterns: tuple[str, ...], root: Path = PACKAGE_ROOT) -> dict[str
     """``{relative path: sha256[:16]}`` of every file matched by ``patterns`` (paths or globs under ``root``)."""
     out: dict[str, str] = {}
     for pattern in patterns:
-        matches = [root / pattern] if not any(c in pattern for c in "*?[") else sorted(root.glob(pattern))
+        # a trailing "**" matches only directories in pathlib: "dir/**" means every file below dir
+        glob = pattern + "/*" if pattern.endswith("**") else pattern
+        matches = [root / pattern] if not any(c in pattern for c in "*?[") else sorted(root.glob(glob))
         for p in matches:
             if not p.is_file() or _SKIP_PARTS & set(p.relative_to(root).parts) or p.suffix in (".pyc", ".pyo"):
                 continue

@@ -9,7 +9,7 @@ from lakehouse.config import get_config
 from lakehouse.lake import open_lake
 from lakehouse.services.supervisor import down, up
 from lakehouse.stages.transform_dwh import build, state_dir
-from tests.dwh_support import N_DAYS, build_small_lake
+from tests.dwh_support import N_DAYS, build_small_lake, stage_quotes
 
 
 def test_marts_from_an_s3_lake(lh_env, monkeypatch) -> None:
@@ -19,10 +19,11 @@ def test_marts_from_an_s3_lake(lh_env, monkeypatch) -> None:
         up(cfg, ["objectstore"])
         with open_lake(cfg) as lake:
             build_small_lake(lake.catalog)
-            assert lake.catalog.load_table("raw.quotes").location().startswith("s3://")
+            stage_quotes(cfg)
+            assert lake.catalog.load_table("staging.stg_quotes").location().startswith("s3://")
         res = build(cfg)
         assert res.ok, res.errors[-10:]
-        assert res.lake["raw.quotes"].storage == "s3"
+        assert res.lake["staging.stg_quotes"].storage == "s3"
         assert res.row_counts["mart_daily_prices"] == 3 * N_DAYS
         assert res.row_counts["mart_latest_forecast"] == 3
         secret = cfg.objectstore.secret_key
