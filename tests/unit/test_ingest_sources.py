@@ -8,8 +8,10 @@ import json
 
 import pyarrow as pa
 import pytest
+from urllib3.util.retry import RequestHistory
 
-from lakehouse.sources.http import JsonClient, RetryPolicy, parse_retry_after
+from lakehouse.net import free_port
+from lakehouse.sources.http import JsonClient, RetryPolicy
 from lakehouse.sources.moex import MoexFetcher
 from lakehouse.sources.quotes import Progress, SourceError, Window, quotes_table, split_valid
 from lakehouse.sources.sample import SAMPLE_ROWS, SampleFetcher, read_sample
@@ -67,21 +69,36 @@ def test_moex_window_is_sent_as_from_till(server):
 
 def test_moex_429_retry_after_then_success(server):
     fetcher = moex(server)
-    slept: list[float] = []
-    fetcher.client.sleep = slept.append
     table, _ = fetcher.fetch("GAZP", YEAR_2024, Progress())
     assert table.num_rows == 262
-    assert slept[0] == 1.0  # Retry-After honored
     assert fetcher.client.retries == 1
+    assert 0.95 <= fetcher.client.waits[0] < 1.9  # Retry-After: 1 honored (not the 0.01 s backoff)
+
+
+def test_moex_retry_after_is_capped_at_the_backoff_maximum(server):
+    fetcher = MoexFetcher(server.url, "TQBR", dt.date(2024, 1, 1), timeout=5,
+                          policy=RetryPolicy(max_retries=2, base_delay=0.01, max_delay=0.2))
+    table, _ = fetcher.fetch("SLOW", YEAR_2024, Progress())  # every page first answers 429, Retry-After: 30
+    assert table.num_rows == 262
+    assert fetcher.client.retries == 3 and max(fetcher.client.waits) < 0.6
 
 
 def test_moex_503_backoff_then_success(server):
     fetcher = moex(server)
-    slept: list[float] = []
-    fetcher.client.sleep = slept.append
     table, _ = fetcher.fetch("LKOH", YEAR_2024, Progress())
     assert table.num_rows == 262
-    assert len(slept) == 1 and 0 < slept[0] <= FAST.base_delay
+    assert fetcher.client.retries == 1 and FAST.base_delay / 2 <= fetcher.client.waits[0] < 0.5
+
+
+def test_connection_errors_are_retried_then_named():
+    client = JsonClient("moex", timeout=2, policy=RetryPolicy(max_retries=2, base_delay=0.01, max_delay=0.05))
+    url = f"http://127.0.0.1:{free_port()}/iss/history/X.json"
+    with pytest.raises(SourceError) as err:
+        client.get_json(url, {"from": "2024-01-01"}, "X")
+    msg = str(err.value)
+    assert msg.startswith("moex X: request failed after 3 attempts: NewConnectionError")
+    assert f"{url}?from=2024-01-01" in msg
+    assert client.retries == 2
 
 
 @pytest.mark.parametrize(("ticker", "needle"), [
@@ -94,7 +111,6 @@ def test_moex_503_backoff_then_success(server):
 ])
 def test_moex_errors_name_source_ticker_and_url(server, ticker, needle):
     fetcher = moex(server)
-    fetcher.client.sleep = lambda s: None
     with pytest.raises(SourceError) as err:
         fetcher.fetch(ticker, YEAR_2024, Progress())
     msg = str(err.value)
@@ -124,7 +140,6 @@ def test_yahoo_chart_with_nulls_and_browser_user_agent(server):
 
 def test_yahoo_429_then_success_and_404_error(server):
     fetcher = YahooFetcher(server.url, dt.date(2024, 1, 1), timeout=5, policy=FAST)
-    fetcher.client.sleep = lambda s: None
     table, _ = fetcher.fetch("MSFT", Window(dt.date(2024, 1, 1), dt.date(2024, 1, 31)), Progress())
     assert table.num_rows == 22 and fetcher.client.retries == 1
     with pytest.raises(SourceError, match=r"yahoo NOPE: HTTP 404: 'Not Found: No data found.*/v8/finance/chart/NOPE"):
@@ -138,13 +153,21 @@ def test_yahoo_without_browser_user_agent_is_throttled(server):
 
 
 def test_retry_policy_is_bounded_with_jitter():
-    policy = RetryPolicy(max_retries=10, base_delay=0.5, max_delay=4.0)
-    delays = [policy.delay(a, None) for a in range(10) for _ in range(20)]
-    assert max(delays) <= 4.0 and min(delays) >= 0.25
-    assert len({round(d, 6) for d in delays}) > 20  # jittered
-    assert policy.delay(0, 120.0) == 4.0  # a long Retry-After is capped
-    assert parse_retry_after("3") == 3.0 and parse_retry_after("soon") is None
-    assert 0 <= parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") <= 1
+    retry = RetryPolicy(max_retries=10, base_delay=0.5, max_delay=4.0).retry()
+    assert retry.total == 10 and retry.is_retry("GET", 429) and retry.is_retry("GET", 503)
+    assert not retry.is_retry("GET", 404) and not retry.is_retry("POST", 503)
+
+    def delays(errors: int) -> list[float]:
+        after = retry.new(history=tuple(RequestHistory("GET", "/", None, 503, None) for _ in range(errors)))
+        return [after.get_backoff_time() for _ in range(50)]
+
+    first = delays(1)
+    assert min(first) >= 0.25 and max(first) <= 0.5  # the first retry waits too
+    assert len({round(d, 6) for d in first}) > 20  # jittered
+    assert all(2.0 <= d <= 4.0 for d in delays(9))  # exponential, capped at max_delay
+    assert retry.parse_retry_after("120") == 4.0  # a long Retry-After is capped
+    assert retry.parse_retry_after("3") == 3.0 and retry.parse_retry_after("soon") == 0.0  # -> the backoff
+    assert retry.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
 
 
 def test_validation_rules_each_reason():
