@@ -19,10 +19,23 @@ def register(app: typer.Typer) -> None:
                                   "each ticker after its last loaded trade date."),
         end: str = typer.Option(None, "--end", help="Last date to load (YYYY-MM-DD; default: today)."),
     ) -> None:
-        """Load daily quotes into Iceberg raw.quotes (dlt; incremental, idempotent, one commit per load)."""
+        """Load daily quotes into Iceberg raw.quotes (dlt; incremental, idempotent, one commit per load).
+
+        Bad rows (NaN, text, missing dates, rows of another ticker, duplicate days...) go to raw.quotes_rejected
+        with their reason; a ticker whose fetch fails, fails alone.
+
+        Exit codes:
+        0  every ticker loaded;
+        1  the load failed: nothing of this run is committed (an interrupted commit is finished next run);
+        2  bad arguments or configuration;
+        3  partial: some tickers failed (named on stderr), the others are committed; the next run retries them.
+        """
+        from rich.markup import escape
+
         from lakehouse.cli import console, err_console, fail, load_or_exit
         from lakehouse.pipeline.runner import run_one
         from lakehouse.pipeline.stage import StageFailed
+        from lakehouse.stages.ingest.run import PARTIAL_EXIT, TickersFailed
 
         cfg = load_or_exit()
         if source is not None and source not in SOURCE_NAMES:
@@ -37,6 +50,11 @@ def register(app: typer.Typer) -> None:
             run_one(cfg, "ingest", console, options=options, record=whole)
         except StageFailed as exc:
             cause = exc.cause
+            if isinstance(cause, TickersFailed):
+                err_console.print(f"[yellow]partial load:[/] {escape(cause.headline)}:")
+                for message in cause.summary.failed:
+                    err_console.print(f"  - {escape(message)}")
+                raise typer.Exit(PARTIAL_EXIT) from exc
             if isinstance(cause, ValueError):
                 raise fail(str(cause), 2) from exc
             if isinstance(cause, PipelineStepFailed):

@@ -1,15 +1,25 @@
 """What every quote source yields: the normalized Arrow layout of a daily bar, validation, and the
 per-ticker incremental window.
 
-Sources turn their raw records into an Arrow table with :data:`QUOTE_SCHEMA` and pass it to
-:func:`split_valid`, which keeps good rows for ``raw.quotes`` and turns bad ones into
-``raw.quotes_rejected`` rows (reason + the raw record as JSON). Nothing is dropped silently.
+Sources turn their raw records into an Arrow table with :data:`SOURCE_SCHEMA` (:func:`quotes_table`) and
+the shared resource passes it to :func:`split_valid`, which keeps good rows for ``raw.quotes`` and turns
+bad ones into ``raw.quotes_rejected`` rows (reason + the raw record as JSON). Nothing is dropped silently:
+
+- a value of the wrong kind (a text price, a date that is not a date) becomes null in its column and the
+  row carries the reason in :data:`PROBLEM`; so do rows a source finds unusable itself (a malformed row,
+  a row of another ticker) and rows dated outside the requested window (:func:`flag_foreign_rows`);
+- the value rules (:func:`_checks`): missing prices, NaN and +-Infinity, non-positive prices,
+  high < low, close outside [low, high], negative volume;
+- duplicate keys: a ``(source, ticker, trade_date)`` carried by more than one otherwise valid row of a
+  load. Identical copies load once (the other copies are quarantined as duplicates); copies that
+  disagree are all quarantined, since nothing tells which one is right.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +33,8 @@ QUOTES_TABLE = RAW_QUOTES.name
 REJECTED_TABLE = RAW_QUOTES_REJECTED.name
 PRIMARY_KEY = RAW_QUOTES.key
 PRICE_COLUMNS = ("open", "high", "low", "close", "adj_close")
+#: Numeric columns that must be finite when present.
+NUMERIC_COLUMNS = (*PRICE_COLUMNS, "volume")
 
 #: Columns stamped at commit time, not produced by sources.
 COMMIT_STAMPS = ("loaded_at", "load_id")
@@ -34,10 +46,20 @@ QUOTE_SCHEMA = pa.schema([
     for f in RAW_QUOTES.arrow_schema if f.name not in COMMIT_STAMPS
 ])
 
+#: Why a source could not read a record (null when it read cleanly): the record is quarantined with it.
+PROBLEM = "problem"
+#: What a source hands to validation: :data:`QUOTE_SCHEMA` plus :data:`PROBLEM`.
+SOURCE_SCHEMA = QUOTE_SCHEMA.append(pa.field(PROBLEM, pa.string()))
+
 #: Valid rows: the key columns are never null (dlt marks primary-key columns non-nullable).
 VALID_SCHEMA = pa.schema([f for f in RAW_QUOTES.arrow_schema if f.name not in COMMIT_STAMPS])
 
 REJECTED_SCHEMA = pa.schema([f for f in RAW_QUOTES_REJECTED.arrow_schema if f.name not in COMMIT_STAMPS])
+
+#: Reasons given to duplicate keys (both start with :data:`DUPLICATE_PREFIX`, which the summary counts).
+DUPLICATE_PREFIX = "duplicate "
+DUPLICATE_COPY = "duplicate row: an identical copy is loaded"
+DUPLICATE_CONFLICT = "duplicate key with different values ({n} rows in this load)"
 
 
 class SourceError(RuntimeError):
@@ -49,44 +71,200 @@ class SourceError(RuntimeError):
         super().__init__(f"{source} {ticker}: {message}{where}")
 
 
-def quotes_table(columns: dict[str, Any]) -> pa.Table:
-    """An Arrow table in :data:`QUOTE_SCHEMA` from column arrays (missing columns become null)."""
+def show(value: Any, limit: int = 40) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for reasons that quote attacker-controlled values."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _read_cell(value: Any, kind: pa.DataType) -> tuple[Any, str | None]:
+    """(value for an Arrow column of type ``kind``, None) or (None, what is wrong with it)."""
+    if value is None:
+        return None, None
+    if pa.types.is_floating(kind):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None, "non-numeric"
+        try:
+            return float(value), None
+        except OverflowError:  # an integer beyond the float range
+            return None, "out-of-range"
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return (value, None) if isinstance(value, str) else (None, "non-text")
+    if pa.types.is_date32(kind):
+        ok = isinstance(value, dt.date) and not isinstance(value, dt.datetime)
+        return (value, None) if ok else (None, "unreadable")
+    return value, None
+
+
+def _read_column(name: str, values: Sequence[Any], kind: pa.DataType,
+                 problems: list[str | None]) -> pa.Array:
+    """An Arrow column from Python values read one by one: a value of the wrong kind becomes null and
+    its row's problem (the first one wins) names the column and the value."""
+    out = []
+    for i, value in enumerate(values):
+        cell, wrong = _read_cell(value, kind)
+        if wrong and problems[i] is None:
+            problems[i] = f"{wrong} {name}: {show(value)}"
+        out.append(cell)
+    return pa.array(out, type=kind)
+
+
+def quotes_table(columns: dict[str, Any], problems: Sequence[str | None] | None = None) -> pa.Table:
+    """An Arrow table in :data:`SOURCE_SCHEMA` from column arrays (missing columns become null).
+
+    Arrow and numpy arrays are taken as they are (the offline sources); Python lists (records decoded
+    from JSON) are read value by value, so that a text price or a date of the wrong type quarantines its row
+    instead of failing the whole batch. ``problems`` gives a source's own reason per row (or None)."""
     n = len(next(iter(columns.values()))) if columns else 0
+    problem: list[str | None] = list(problems) if problems is not None else [None] * n
     arrays = []
     for f in QUOTE_SCHEMA:
         value = columns.get(f.name)
         if value is None:
             arrays.append(pa.nulls(n, f.type))
-        else:
-            arrays.append(pa.array(value, type=f.type) if not isinstance(value, pa.Array | pa.ChunkedArray)
-                          else value.cast(f.type))
-    return pa.Table.from_arrays(arrays, schema=QUOTE_SCHEMA)
+        elif isinstance(value, pa.Array | pa.ChunkedArray):
+            arrays.append(value.cast(f.type))
+        elif isinstance(value, list | tuple):
+            arrays.append(_read_column(f.name, value, f.type, problem))
+        else:  # numpy arrays: typed already
+            arrays.append(pa.array(value, type=f.type))
+    arrays.append(pa.array(problem, pa.string()))
+    return pa.Table.from_arrays(arrays, schema=SOURCE_SCHEMA)
 
 
-def _reasons(t: pa.Table) -> pa.Array:
-    """The first failed check per row, or null for a valid row (vectorized)."""
+def with_problem_column(table: pa.Table) -> pa.Table:
+    """``table`` in :data:`SOURCE_SCHEMA` (a table without the :data:`PROBLEM` column gets a null one)."""
+    if PROBLEM not in table.column_names:
+        table = table.append_column(PROBLEM, pa.nulls(table.num_rows, pa.string()))
+    return table.select(SOURCE_SCHEMA.names).cast(SOURCE_SCHEMA)
+
+
+def _add_problem(table: pa.Table, mask: pa.Array, text: str) -> pa.Table:
+    """Rows where ``mask`` holds get ``text`` as their problem unless they already have one."""
+    i = table.column_names.index(PROBLEM)
+    flagged = pc.if_else(mask, pa.scalar(text), pa.scalar(None, pa.string()))
+    return table.set_column(i, PROBLEM, pc.coalesce(table[PROBLEM], flagged))
+
+
+def flag_foreign_rows(table: pa.Table, ticker: str, window: Window) -> pa.Table:
+    """Rows of another ticker or dated outside ``window`` get a problem, and every row the requested
+    ``ticker``: such a row must neither load under a ticker nobody asked for, nor move a ticker's
+    incremental state (a far-future date would stop its updates for good)."""
+    table = with_problem_column(table)
+    if table.num_rows == 0:
+        return table
+    other = pc.fill_null(pc.not_equal(table["ticker"], pa.scalar(ticker)), True)
+    if pc.any(other).as_py():
+        table = _add_problem(table, other, "row of another ticker")
+        i = table.column_names.index("ticker")
+        table = table.set_column(i, table.schema.field(i), pa.repeat(pa.scalar(ticker), table.num_rows))
+    td = table["trade_date"]
+    outside = pc.or_(pc.less(td, pa.scalar(window.start, pa.date32())),
+                     pc.greater(td, pa.scalar(window.end, pa.date32())))
+    outside = pc.fill_null(outside, False)
+    if pc.any(outside).as_py():
+        table = _add_problem(table, outside, f"trade_date outside the requested window {window.start}..{window.end}")
+    return table
+
+
+def _checks(t: pa.Table) -> list[tuple[pa.Array, str]]:
+    """The value rules in the order they are reported (the first failed one names the row's reason)."""
     checks: list[tuple[pa.Array, str]] = [(pc.is_null(t["trade_date"]), "missing trade_date")]
     for col in ("open", "high", "low", "close"):
         checks.append((pc.is_null(t[col]), f"missing {col}"))
+    for col in NUMERIC_COLUMNS:  # NaN and +-Infinity compare false with everything: catch them first
+        checks.append((pc.invert(pc.fill_null(pc.is_finite(t[col]), True)), f"non-finite {col}"))
     for col in PRICE_COLUMNS:
         checks.append((pc.fill_null(pc.less_equal(t[col], 0), False), f"non-positive {col}"))
     checks.append((pc.fill_null(pc.less(t["high"], t["low"]), False), "high < low"))
     outside = pc.or_(pc.less(t["close"], t["low"]), pc.greater(t["close"], t["high"]))
     checks.append((pc.fill_null(outside, False), "close outside [low, high]"))
     checks.append((pc.fill_null(pc.less(t["volume"], 0), False), "negative volume"))
+    return checks
+
+
+def _reasons(t: pa.Table) -> pa.Array:
+    """The source's problem, else the first failed value rule per row, or null for a valid row (vectorized)."""
+    checks = _checks(t)
     any_bad = checks[0][0]
     for mask, _ in checks[1:]:
         any_bad = pc.or_(any_bad, mask)
-    reason = pa.nulls(t.num_rows, pa.string())
+    problem = t[PROBLEM].combine_chunks() if PROBLEM in t.column_names else pa.nulls(t.num_rows, pa.string())
     if not pc.any(any_bad).as_py():
-        return reason
+        return problem
+    reason = pa.nulls(t.num_rows, pa.string())
     for mask, text in reversed(checks):  # the first check in the list wins
         reason = pc.if_else(mask, pa.scalar(text), reason)
-    return reason
+    return pc.coalesce(problem, reason)
+
+
+def _strictly_increasing(t: pa.Table, keys: Sequence[str]) -> bool:
+    """True when every row's key is greater than the previous row's (so no key repeats; vectorized).
+    Sources deliver one ticker's days in order, so this settles almost every batch without hashing."""
+    n = t.num_rows
+    if n < 2:
+        return True
+    tie = None  # pairs equal on every key so far
+    for k in keys:
+        a, b = t[k].slice(0, n - 1), t[k].slice(1)
+        greater = pc.fill_null(pc.greater(a, b), True)
+        equal = pc.fill_null(pc.equal(a, b), False)
+        if tie is None:
+            if pc.any(greater).as_py():
+                return False
+            tie = equal
+        else:
+            if pc.any(pc.and_(tie, greater)).as_py():
+                return False
+            tie = pc.and_(tie, equal)
+    return not pc.any(tie).as_py()
+
+
+def _duplicate_reasons(t: pa.Table, reason: pa.Array) -> pa.Array:
+    """``reason`` with duplicate keys among the still-valid rows marked (see the module docstring)."""
+    valid_idx = pc.indices_nonzero(pc.is_null(reason))
+    keys = list(PRIMARY_KEY)
+    candidates = t.select(keys).take(valid_idx)
+    if _strictly_increasing(candidates, keys):
+        return reason
+    counts = candidates.group_by(keys).aggregate([([], "count_all")])
+    repeated = counts.filter(pc.greater(counts["count_all"], 1)).select(keys)
+    if repeated.num_rows == 0:
+        return reason
+    hits = candidates.append_column("_row", valid_idx).join(repeated, keys, join_type="inner")
+    groups: dict[tuple, list[int]] = {}
+    for row in sorted(hits.to_pylist(), key=lambda r: r["_row"]):
+        groups.setdefault(tuple(row[k] for k in keys), []).append(row["_row"])
+    values = t.drop_columns([PROBLEM]) if PROBLEM in t.column_names else t
+    marks: dict[int, str] = {}
+    for rows in groups.values():
+        copies = values.take(rows).to_pylist()
+        if all(c == copies[0] for c in copies[1:]):
+            marks.update(dict.fromkeys(rows[1:], DUPLICATE_COPY))
+        else:
+            marks.update(dict.fromkeys(rows, DUPLICATE_CONFLICT.format(n=len(rows))))
+    extra = [marks.get(i) for i in range(t.num_rows)]
+    return pc.coalesce(reason, pa.array(extra, pa.string()))
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with NaN and +-Infinity spelled as text, so the stored record is standard JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def record_json(record: Any) -> str:
+    """A source record as standard JSON text (dates and other objects as strings)."""
+    return json.dumps(_json_safe(record), default=str, ensure_ascii=False, allow_nan=False)
 
 
 def split_valid(
-    table: pa.Table, raw_records: Sequence[dict[str, Any]] | Callable[[int], dict[str, Any]] | None = None,
+    table: pa.Table, raw_records: Sequence[Any] | Callable[[int], Any] | None = None,
 ) -> tuple[pa.Table, pa.Table]:
     """Split normalized rows into (valid quotes, rejected rows with reason and raw record JSON).
 
@@ -94,14 +272,15 @@ def split_valid(
     return None); without one the normalized row itself is recorded.
     """
     if table.num_rows == 0:
-        return table.cast(VALID_SCHEMA), REJECTED_SCHEMA.empty_table()
-    reason = _reasons(table)
+        return VALID_SCHEMA.empty_table(), REJECTED_SCHEMA.empty_table()
+    reason = _duplicate_reasons(table, _reasons(table))
     bad = pc.is_valid(reason)
+    values = table.drop_columns([PROBLEM]) if PROBLEM in table.column_names else table
     if not pc.any(bad).as_py():
-        return table.cast(VALID_SCHEMA), REJECTED_SCHEMA.empty_table()
-    good = table.filter(pc.invert(bad)).cast(VALID_SCHEMA)
+        return values.cast(VALID_SCHEMA), REJECTED_SCHEMA.empty_table()
+    good = values.filter(pc.invert(bad)).cast(VALID_SCHEMA)
     bad_idx = pc.indices_nonzero(bad).to_pylist()
-    rows = table.take(bad_idx).to_pylist()
+    rows = values.take(bad_idx).to_pylist()
     raws = []
     for i, row in zip(bad_idx, rows, strict=True):
         if callable(raw_records):
@@ -112,7 +291,7 @@ def split_valid(
             raw = None
         if raw is None:
             raw = row
-        raws.append(json.dumps(raw, default=str, ensure_ascii=False))
+        raws.append(record_json(raw))
     rejected = pa.Table.from_arrays(
         [table["source"].take(bad_idx), table["ticker"].take(bad_idx), table["trade_date"].take(bad_idx),
          reason.take(pa.array(bad_idx)), pa.array(raws, pa.string())],
@@ -166,6 +345,7 @@ class TickerResult:
     rows: int = 0
     rejected: int = 0
     pages: int = 0
+    duplicates: int = 0  # rows among ``rejected`` quarantined as duplicate keys
     seconds: float = 0.0
     error: str | None = None
     note: str = ""

@@ -2,6 +2,12 @@
 validation into ``quotes`` / ``quotes_rejected``, per-ticker failure isolation, progress.
 
 A source only implements :class:`Fetcher` (fetch one ticker's window as normalized Arrow rows).
+
+Failure isolation: whatever goes wrong while a ticker is fetched and read (HTTP error, unreadable body,
+an unexpected exception in a source) fails that ticker alone: its rows are not loaded, its incremental
+state does not move (the next run fetches the same window again), and the other tickers load. The
+state of a ticker moves only to the newest trade date among its own *loaded* rows, and only within the
+window asked for, so neither a row of another ticker nor a far-future date can move it.
 """
 
 from __future__ import annotations
@@ -15,10 +21,12 @@ from typing import Any, Protocol
 
 import dlt
 import pyarrow as pa
+import pyarrow.compute as pc
 from dlt.extract.resource import DltResource
 from dlt.extract.source import DltSource
 
 from lakehouse.sources.quotes import (
+    DUPLICATE_PREFIX,
     PRIMARY_KEY,
     QUOTES_TABLE,
     REJECTED_TABLE,
@@ -26,6 +34,7 @@ from lakehouse.sources.quotes import (
     Progress,
     SourceError,
     Window,
+    flag_foreign_rows,
     split_valid,
     ticker_window,
 )
@@ -67,6 +76,19 @@ def _counts(rejected: pa.Table) -> dict[str, int]:
     return dict(zip(c["ticker"].to_pylist(), c["count_all"].to_pylist(), strict=True))
 
 
+def _duplicate_counts(rejected: pa.Table) -> dict[str, int]:
+    if rejected.num_rows == 0:
+        return {}
+    return _counts(rejected.filter(pc.starts_with(rejected["reason"], DUPLICATE_PREFIX)))
+
+
+def _failure(source: str, ticker: str, exc: Exception) -> str:
+    """The message of a failed ticker: a SourceError names source, ticker and URL itself."""
+    if isinstance(exc, SourceError):
+        return str(exc)
+    return f"{source} {ticker}: unexpected {type(exc).__name__} while reading the response: {exc}"
+
+
 def quote_resource(
     fetcher: Fetcher, tickers: Sequence[str], start: dt.date | None, end: dt.date | None,
     report: ExtractReport, progress: Progress,
@@ -90,10 +112,11 @@ def quote_resource(
             return raws[i - offsets[k]] if not callable(raws) else raws(i - offsets[k])
 
         good, rejected = split_valid(table, raw_record if any(r is not None for _, _, r in batch) else None)
-        bad_counts = _counts(rejected)
+        bad_counts, dup_counts = _counts(rejected), _duplicate_counts(rejected)
         for ticker, t, _ in batch:
             result = report.ticker(ticker)
             result.rejected += bad_counts.get(ticker, 0)
+            result.duplicates += dup_counts.get(ticker, 0)
             result.rows += t.num_rows - bad_counts.get(ticker, 0)
         if good.num_rows:
             newest = good.group_by("ticker").aggregate([("trade_date", "max")])
@@ -122,8 +145,9 @@ def quote_resource(
             t0 = time.perf_counter()
             try:
                 table, raws = fetcher.fetch(ticker, window, progress)
-            except SourceError as exc:  # this ticker fails alone: its rows are not loaded, the others are
-                result.error = str(exc)
+                table = flag_foreign_rows(table, ticker, window)
+            except Exception as exc:  # noqa: BLE001 - this ticker fails alone: its rows are not loaded, the others are
+                result.error = _failure(fetcher.name, ticker, exc)
                 result.seconds = time.perf_counter() - t0
                 progress.finish_ticker(ticker, False, "failed")
                 continue

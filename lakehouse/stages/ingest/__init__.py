@@ -12,13 +12,19 @@ from lakehouse.pipeline.stage import StageContext, StageFailed
 
 
 def run_stage(ctx: StageContext) -> str:
-    """Ingest the configured source (or ``ctx.options``: source, tickers, start, end); StageFailed naming
-    every ticker that failed (the other tickers' rows are committed)."""
-    from lakehouse.stages.ingest.run import print_summary, run_ingest
+    """Ingest the configured source (or ``ctx.options``: source, tickers, start, end).
+
+    When some tickers fail, the others' rows are committed and the stage still fails (StageFailed
+    whose cause is :class:`~lakehouse.stages.ingest.run.TickersFailed`): ``lakehouse run`` then does
+    not build features, models and marts on a cross-section with holes that would look complete, and
+    records no fingerprint, so the next run ingests again and retries the failed tickers (their state
+    did not move) before anything downstream runs. A ticker that stays broken is named in every run;
+    ``lakehouse run --from transform-lake`` builds downstream on what was loaded anyway."""
+    from lakehouse.stages.ingest.run import TickersFailed, print_summary, run_ingest
 
     summary = run_ingest(ctx.cfg, ctx.option("source"), ctx.option("tickers"), ctx.option("start"),
                          ctx.option("end"), console=ctx.console)
     print_summary(summary, ctx.console)
     if not summary.ok:
-        raise StageFailed(ctx.stage or "ingest", f"{summary.detail()}: " + "; ".join(summary.failed))
+        raise StageFailed(ctx.stage or "ingest", TickersFailed(summary))
     return summary.detail()

@@ -1,5 +1,10 @@
 """Run one ingestion: finish any interrupted load, extract the source with dlt, commit to Iceberg,
-and summarize per ticker."""
+and summarize per ticker.
+
+A ticker that fails (HTTP error, unreadable response, anything its source raises) fails alone: the
+other tickers' rows are committed, and the run ends in :class:`TickersFailed` naming each failed ticker
+and its cause (``lakehouse ingest`` exits with :data:`PARTIAL_EXIT`).
+"""
 
 from __future__ import annotations
 
@@ -21,6 +26,10 @@ from rich.table import Table as RichTable
 from lakehouse.config import Config, telemetry_off_env
 from lakehouse.sources.quotes import ExtractReport, Progress, parse_date
 from lakehouse.stages.ingest.tables import CommitResult
+
+#: Exit code of ``lakehouse ingest`` when the load committed but some tickers failed (1: the load itself
+#: failed, nothing of this run is committed; 2: bad arguments or configuration).
+PARTIAL_EXIT = 3
 
 
 @dataclass
@@ -54,6 +63,11 @@ class IngestSummary:
         return [t.error for t in self.report.failed if t.error]
 
     @property
+    def failed_tickers(self) -> list[str]:
+        """Names of the tickers that failed."""
+        return [t.ticker for t in self.report.failed]
+
+    @property
     def ok(self) -> bool:
         return not self.failed
 
@@ -64,6 +78,18 @@ class IngestSummary:
         if self.failed:
             text += f"; {len(self.failed)} failed"
         return text
+
+
+class TickersFailed(RuntimeError):
+    """Some tickers of an ingest failed; the rows of the others are committed. Their incremental state
+    did not move, so the next run fetches them again."""
+
+    def __init__(self, summary: IngestSummary) -> None:
+        self.summary = summary
+        self.failed = summary.failed_tickers
+        self.headline = (f"{len(self.failed)} of {len(summary.report.tickers)} tickers failed; the other tickers' "
+                         "rows are committed and the next run retries these")
+        super().__init__(f"{self.headline}: " + "; ".join(summary.failed))
 
 
 class RichTickerProgress(Progress):
@@ -193,11 +219,14 @@ def print_summary(summary: IngestSummary, console: Console) -> None:
         table.add_column(col, justify=just)
     for t in summary.report.tickers.values():
         status = f"[red]failed: {escape(t.error)}[/]" if t.error else (t.note or "ok")
-        table.add_row(t.ticker, str(t.rows), str(t.rejected), str(t.pages), f"{t.seconds:.2f}", status)
+        rejected = f"{t.rejected} ({t.duplicates} dup)" if t.duplicates else str(t.rejected)
+        table.add_row(t.ticker, str(t.rows), rejected, str(t.pages), f"{t.seconds:.2f}", status)
     table.add_section()
     replaced = sum(c.replaced for c in summary.commits if c.table == "quotes")
-    note = f"{len(summary.failed)} failed" if summary.failed else "ok"
+    collapsed = sum(c.duplicates for c in summary.commits if c.table == "quotes")
+    note = f"[red]{len(summary.failed)} failed[/]" if summary.failed else "ok"
     note += f"; {replaced} existing rows replaced" if replaced else ""
+    note += f"; {collapsed} duplicate keys collapsed at commit (last kept)" if collapsed else ""
     if summary.resumed_load_ids:
         note += f"; finished interrupted load {', '.join(summary.resumed_load_ids)}"
     table.add_row("[bold]loaded[/]", f"[bold]{summary.rows_loaded}[/]", f"[bold]{summary.rows_rejected}[/]",

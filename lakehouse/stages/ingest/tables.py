@@ -5,6 +5,14 @@ Every write is a single Iceberg transaction tagged with the dlt load id in the s
 (``lakehouse.load_id``): a load already present in a table's history is skipped, so retrying an
 interrupted load never duplicates rows. Merges delete the touched key region and append its new
 contents in the same transaction (copy-on-write, exact key semantics, newest load wins).
+
+A commit that loses a race with another writer (another source's load, a compaction) is rebuilt on the
+table's new state and retried by tenacity, a bounded number of times with jittered exponential waits;
+the load-id check runs again on each attempt, so a retry never writes a load twice. pyiceberg (>= 0.12)
+first re-applies a losing commit itself: right for appends, but the copy-on-write merge was computed
+from the files it read, so pyiceberg's serializable check refuses the re-applied overwrite
+(``ValidationException``) and the merge is rebuilt from scratch here. Both ``CommitFailedException``
+and ``ValidationException`` guarantee that nothing of the attempt landed.
 """
 
 from __future__ import annotations
@@ -23,7 +31,12 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
-from pyiceberg.exceptions import CommitFailedException, NamespaceAlreadyExistsError, TableAlreadyExistsError
+from pyiceberg.exceptions import (
+    CommitFailedException,
+    NamespaceAlreadyExistsError,
+    TableAlreadyExistsError,
+    ValidationException,
+)
 from pyiceberg.expressions import (
     AlwaysFalse,
     AlwaysTrue,
@@ -39,12 +52,15 @@ from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files
 from pyiceberg.manifest import DataFile
 from pyiceberg.table import FileScanTask, Table, Transaction
 from pyiceberg.table.metadata import TableMetadata
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from lakehouse.contracts import RAW_DLT_LOADS, RAW_QUOTES, RAW_QUOTES_REJECTED
 
 NAMESPACE = "raw"
 LOAD_ID_PROPERTY = "lakehouse.load_id"
-COMMIT_RETRIES = 5
+#: Attempts of one commit that keeps losing races, and the longest wait between two (seconds).
+COMMIT_ATTEMPTS = 5
+COMMIT_WAIT_MAX = 2.0
 WRITE_THREADS = 2
 #: Test hook: seconds to sleep after data files are written and before the catalog commit.
 PAUSE_ENV = "LAKEHOUSE_INGEST_PAUSE_BEFORE_COMMIT"
@@ -256,6 +272,7 @@ class CommitResult:
     table: str
     rows: int = 0
     replaced: int = 0
+    duplicates: int = 0  # rows of the load dropped because a later row of the same load had their key
     skipped: bool = False  # the load id was already committed
     snapshot_id: int | None = None
 
@@ -272,27 +289,32 @@ def _pause_for_tests() -> None:
         time.sleep(float(pause))
 
 
-def _commit_with_retry(table: Table, load_id: str, build) -> CommitResult:
-    """Run ``build(table) -> (transaction, result)`` and commit; on a concurrent commit reload and retry."""
-    for attempt in range(COMMIT_RETRIES):
-        table.refresh()
-        if load_id in committed_load_ids(table):
-            return CommitResult(table.name()[-1], skipped=True)
-        tx, result = build(table)
-        if tx is None:
-            return result
-        _pause_for_tests()
-        try:
-            committed = tx.commit_transaction()
-        except CommitFailedException:
-            if attempt == COMMIT_RETRIES - 1:
-                raise
-            time.sleep(0.1 * (attempt + 1))
-            continue
-        snap = committed.current_snapshot()
-        result.snapshot_id = snap.snapshot_id if snap else None
+def commit_with_retry(table: Table, load_id: str, build) -> CommitResult:  # noqa: ANN001 - see below
+    """Run ``build(table) -> (transaction or None, result)`` on the table's current state and commit it;
+    when a concurrent commit wins (``CommitFailedException``, or ``ValidationException`` for an overwrite
+    whose files changed) reload, rebuild and retry (tenacity: :data:`COMMIT_ATTEMPTS` attempts, jittered
+    exponential waits up to :data:`COMMIT_WAIT_MAX` s). A load id already in the table's history is not
+    written again."""
+    retrying = Retrying(
+        retry=retry_if_exception_type((CommitFailedException, ValidationException)),
+        stop=stop_after_attempt(COMMIT_ATTEMPTS),
+        wait=wait_random_exponential(multiplier=0.1, max=COMMIT_WAIT_MAX), reraise=True,
+    )
+    return retrying(_commit_once, table, load_id, build)
+
+
+def _commit_once(table: Table, load_id: str, build) -> CommitResult:  # noqa: ANN001
+    table.refresh()
+    if load_id in committed_load_ids(table):
+        return CommitResult(table.name()[-1], skipped=True)
+    tx, result = build(table)
+    if tx is None:
         return result
-    raise AssertionError("unreachable")
+    _pause_for_tests()
+    committed = tx.commit_transaction()
+    snap = committed.current_snapshot()
+    result.snapshot_id = snap.snapshot_id if snap else None
+    return result
 
 
 def keys_in(left: pa.Table, right: pa.Table, keys: Sequence[str]) -> pa.Array:
@@ -335,7 +357,9 @@ def read_files(tbl: Table, tasks: list[FileScanTask]) -> pa.Table:
 
 def merge_commit(table: Table, data: pa.Table, keys: Sequence[str], load_id: str,
                  loaded_at: dt.datetime) -> CommitResult:
-    """Upsert ``data`` on ``keys`` in ONE snapshot. Duplicate keys in the load keep the last row.
+    """Upsert ``data`` on ``keys`` in ONE snapshot. Duplicate keys in the load keep the last row and are
+    counted in the result (ingestion quarantines duplicates before they get here: see
+    :mod:`lakehouse.sources.quotes`).
 
     File-level copy-on-write: the data files that may hold a key of the load (partition and column
     statistics pruning with a small region filter) are read whole; their rows whose key the load does
@@ -352,7 +376,8 @@ def merge_commit(table: Table, data: pa.Table, keys: Sequence[str], load_id: str
         meta = tx.table_metadata
         rows, starts = sort_for_write(meta, rows, keys)
         deduped = drop_duplicate_keys(rows, keys)
-        if deduped.num_rows != rows.num_rows:
+        duplicates = rows.num_rows - deduped.num_rows
+        if duplicates:
             rows, starts = sort_for_write(meta, deduped, keys)
         tasks = list(tbl.scan(row_filter=key_region(rows)).plan_files()) if tbl.current_snapshot() else []
         replaced = 0
@@ -378,9 +403,9 @@ def merge_commit(table: Table, data: pa.Table, keys: Sequence[str], load_id: str
             with tx.update_snapshot(snapshot_properties=props).fast_append() as append:
                 for f in files:
                     append.append_data_file(f)
-        return tx, CommitResult(name, rows=rows.num_rows, replaced=replaced)
+        return tx, CommitResult(name, rows=rows.num_rows, replaced=replaced, duplicates=duplicates)
 
-    return _commit_with_retry(table, load_id, build)
+    return commit_with_retry(table, load_id, build)
 
 
 def append_commit(table: Table, data: pa.Table, load_id: str, loaded_at: dt.datetime) -> CommitResult:
@@ -399,4 +424,4 @@ def append_commit(table: Table, data: pa.Table, load_id: str, loaded_at: dt.date
                 append.append_data_file(f)
         return tx, CommitResult(name, rows=rows.num_rows)
 
-    return _commit_with_retry(table, load_id, build)
+    return commit_with_retry(table, load_id, build)
