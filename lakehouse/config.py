@@ -52,6 +52,11 @@ class ConfigError(ValueError):
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
+    def __repr_args__(self):  # noqa: ANN204 - pydantic's own signature
+        """Secrets masked in ``repr`` too (tracebacks, test failures and debug logs print configs)."""
+        for name, value in super().__repr_args__():
+            yield name, (MASK if value and _is_secret_name(name or "") else _mask_url_passwords(value))
+
 
 class GeneralConfig(_Section):
     mode: Literal["embedded", "services"] = "embedded"
@@ -294,11 +299,16 @@ def _keys_of(model: type[BaseModel], prefix: str = "") -> list[str]:
 
 _SECRET_NAME = re.compile(r"(password|secret|secret_key|access_key|token)$")
 
+
+def _is_secret_name(name: str) -> bool:
+    """A key named like a secret (``*password``, ``*secret``, ``*_key`` credentials, ``*token``, clients)."""
+    return name == "clients" or bool(_SECRET_NAME.search(name))
+
 #: Keys whose values are secrets: the generated ones, the client hashes, and every key named like a
 #: secret (``*password``, ``*secret``, ``*_key`` credentials, ``*token``), also when added later.
 SECRET_KEYS = frozenset(
     {f"{s}.{k}" for s, k in GENERATED_SECRETS} | {"catalog.clients"}
-    | {k for k in _keys_of(Settings) if _SECRET_NAME.search(k.rsplit(".", 1)[-1])}
+    | {k for k in _keys_of(Settings) if _is_secret_name(k.rsplit(".", 1)[-1])}
 )
 
 
@@ -564,7 +574,8 @@ def load_config(env: Mapping[str, str] | None = None, config_file: Path | None =
     try:
         settings = Settings()
     except ValidationError as exc:
-        raise ConfigError(_explain(exc, load.origins)) from exc
+        # from None: pydantic's own message would carry the (maybe secret) input values
+        raise ConfigError(_explain(exc, load.origins)) from None
     finally:
         _LOADING.reset(token)
     origins = load.origins

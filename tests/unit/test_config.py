@@ -219,3 +219,20 @@ def test_error_on_a_secret_shows_no_value(tmp_path: Path) -> None:
     text = str(info.value)
     assert "objectstore.secret_key" in text and str(f) in text and "catalog.db" in text
     assert "4242424242" not in text and "pw-777" not in text
+
+
+def test_repr_and_traceback_hide_secrets(tmp_path: Path) -> None:
+    """A failing test or a traceback prints the config or the error chain: no secret may appear there."""
+    import traceback
+
+    env = {"LAKEHOUSE_HOME": str(tmp_path / "h"), "LAKEHOUSE_CATALOG__DB": "postgresql://u:pw-778@h/db"}
+    cfg = load_config(env=env, config_file=write(tmp_path, ""))
+    text = repr(cfg)
+    assert "clickhouse" in text and "pw-778" not in text
+    for value in json.loads((tmp_path / "h" / "secrets.json").read_text()).values():
+        assert value not in text
+
+    f = write(tmp_path, "[clickhouse]\npassword = 4343434343\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(env=env, config_file=f)
+    assert "4343434343" not in "".join(traceback.format_exception(info.value))
