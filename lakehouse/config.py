@@ -304,6 +304,7 @@ def _is_secret_name(name: str) -> bool:
     """A key named like a secret (``*password``, ``*secret``, ``*_key`` credentials, ``*token``, clients)."""
     return name == "clients" or bool(_SECRET_NAME.search(name))
 
+
 #: Keys whose values are secrets: the generated ones, the client hashes, and every key named like a
 #: secret (``*password``, ``*secret``, ``*_key`` credentials, ``*token``), also when added later.
 SECRET_KEYS = frozenset(

@@ -287,11 +287,13 @@ def stop(cfg: Config, svc: Service, echo=print) -> None:
         echo(f"{svc.name}: not running")
         return
     procs = service_processes(state)
+    leader_alive = _process_matches(state)
     if procs:
         _terminate(procs, svc.stop_grace)
         pids = sorted(p.pid for p in procs)
-        if _process_matches(state):
-            echo(f"{svc.name}: stopped (pid {state['pid']}" + (f"; with {pids}" if len(pids) > 1 else "") + ")")
+        if leader_alive:
+            others = [p for p in pids if p != state["pid"]]
+            echo(f"{svc.name}: stopped (pid {state['pid']}" + (f" and its processes {others}" if others else "") + ")")
         else:
             echo(f"{svc.name}: leader pid {state.get('pid')} had exited; stopped its leftover processes {pids}")
     else:
