@@ -2,26 +2,45 @@
 
 Everything else in the project asks this module for ports, paths, credentials and URLs.
 
-Precedence, lowest to highest: built-in defaults, ``lakehouse.toml``, environment variables
-``LAKEHOUSE_<SECTION>__<KEY>`` (nested: ``LAKEHOUSE_SOURCES__MOEX__BASE_URL``). Secrets left
-empty are generated once into ``$LAKEHOUSE_HOME/secrets.json`` and reused. Every value keeps
-the source it came from, so errors and ``lakehouse config show`` can name it.
+Loading is pydantic-settings: :class:`Settings` is one ``BaseSettings`` tree whose sources are declared
+in :meth:`Settings.settings_customise_sources`, highest priority first: init arguments, environment
+variables ``LAKEHOUSE_<SECTION>__<KEY>`` (nested: ``LAKEHOUSE_SOURCES__MOEX__BASE_URL``; values may be
+TOML literals such as ``["AAPL", "IBM"]``), the TOML file, then the fields' defaults. Written here by
+hand is only what the library does not do: every value keeps its origin (:attr:`Config.origins`, so
+errors and ``lakehouse config show`` can name the file or variable), an unknown key or section exits
+with a message naming it, and secrets left empty are generated once into
+``$LAKEHOUSE_HOME/secrets.json`` (0600) and reused. Secrets are plain ``str`` fields, not ``SecretStr``:
+the services, the catalog and the ClickHouse front hand them to other programs as strings in many
+places; instead no message of this module prints a secret (:func:`mask` hides secret keys and the
+password inside any URL, in ``config show`` and in errors).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import tomllib
+from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 ENV_PREFIX = "LAKEHOUSE_"
+ENV_NESTED_DELIMITER = "__"
 CONFIG_FILE_NAME = "lakehouse.toml"
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,6 +51,11 @@ class ConfigError(ValueError):
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    def __repr_args__(self):  # noqa: ANN204 - pydantic's own signature
+        """Secrets masked in ``repr`` too (tracebacks, test failures and debug logs print configs)."""
+        for name, value in super().__repr_args__():
+            yield name, (MASK if value and _is_secret_name(name or "") else _mask_url_passwords(value))
 
 
 class GeneralConfig(_Section):
@@ -172,8 +196,13 @@ class SourcesConfig(_Section):
     synthetic: SyntheticSourceConfig = Field(default_factory=SyntheticSourceConfig)
 
 
-class Settings(_Section):
-    """All sections of the configuration, validated."""
+class Settings(BaseSettings):
+    """All sections of the configuration, validated; loaded from the sources declared below."""
+
+    model_config = SettingsConfigDict(
+        extra="forbid", validate_assignment=True, env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER, case_sensitive=False,
+    )
 
     general: GeneralConfig = Field(default_factory=GeneralConfig)
     objectstore: ObjectStoreConfig = Field(default_factory=ObjectStoreConfig)
@@ -183,6 +212,36 @@ class Settings(_Section):
     airflow: AirflowConfig = Field(default_factory=AirflowConfig)
     superset: SupersetConfig = Field(default_factory=SupersetConfig)
     sources: SourcesConfig = Field(default_factory=SourcesConfig)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Highest priority first: init arguments, ``LAKEHOUSE_*`` variables, the TOML file (then the
+        fields' defaults). No ``.env`` file and no secrets dir: the one configuration is these two.
+
+        The environment and the file are those of the :func:`load_config` call in progress (else
+        ``os.environ`` and :func:`find_config_file`); each source's origins are handed back to it.
+        """
+        load = _LOADING.get() or _Load.from_environment()
+        env = LakehouseEnvSource(settings_cls, load.env)
+        file = LakehouseTomlSource(settings_cls, load.config_file)
+        load.origins = {**file.origins, **env.origins}
+        return init_settings, env, file
+
+    @model_validator(mode="after")
+    def _defaults_by_mode(self) -> Settings:
+        """``catalog.auth`` left unset follows the mode: on in services mode, where the catalog listens
+        on a port for every client, off in embedded mode, where it runs in-process on loopback for
+        one command."""
+        if "auth" not in self.catalog.model_fields_set:
+            self.catalog.auth = self.general.mode == "services"
+        return self
 
 
 #: Secrets generated into the state dir when left empty: (section, key) -> generator.
@@ -196,9 +255,149 @@ GENERATED_SECRETS: dict[tuple[str, str], Any] = {
     ("superset", "admin_password"): lambda: secrets.token_urlsafe(12),
     ("superset", "secret_key"): lambda: secrets.token_urlsafe(42),
 }
-SECRET_KEYS = {f"{s}.{k}" for s, k in GENERATED_SECRETS} | {"catalog.clients"}
 
 
+def _section_model(path: list[str]) -> type[BaseModel] | None:
+    """The section model at ``path`` (``["sources", "moex"]``), or None when ``path`` names no section."""
+    model: type[BaseModel] = Settings
+    for part in path:
+        f = model.model_fields.get(part)
+        if f is None:
+            return None
+        ann = f.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+        else:
+            return None
+    return model
+
+
+def _flatten(data: Mapping[str, Any], path: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``{"section.key": value}`` for a nested dict of settings: descends only into sections (so a
+    dict-valued key such as ``catalog.clients`` stays one key, and an unknown table is one key)."""
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        here = (*path, k)
+        if isinstance(v, Mapping) and _section_model(list(here)) is not None:
+            out.update(_flatten(v, here))
+        else:
+            out[".".join(here)] = v
+    return out
+
+
+def _keys_of(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Every ``section.key`` the model declares."""
+    out = []
+    for name, f in model.model_fields.items():
+        ann = f.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            out += _keys_of(ann, f"{prefix}{name}.")
+        else:
+            out.append(prefix + name)
+    return out
+
+
+_SECRET_NAME = re.compile(r"(password|secret|secret_key|access_key|token)$")
+
+
+def _is_secret_name(name: str) -> bool:
+    """A key named like a secret (``*password``, ``*secret``, ``*_key`` credentials, ``*token``, clients)."""
+    return name == "clients" or bool(_SECRET_NAME.search(name))
+
+
+#: Keys whose values are secrets: the generated ones, the client hashes, and every key named like a
+#: secret (``*password``, ``*secret``, ``*_key`` credentials, ``*token``), also when added later.
+SECRET_KEYS = frozenset(
+    {f"{s}.{k}" for s, k in GENERATED_SECRETS} | {"catalog.clients"}
+    | {k for k in _keys_of(Settings) if _is_secret_name(k.rsplit(".", 1)[-1])}
+)
+
+
+# --- The sources ------------------------------------------------------------------------------------
+@dataclass
+class _Load:
+    """One load in progress: what it reads, and where each value came from (set by the sources)."""
+
+    env: Mapping[str, str]
+    config_file: Path | None
+    origins: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_environment(cls) -> _Load:
+        env = dict(os.environ)
+        return cls(env, find_config_file(env))
+
+
+_LOADING: ContextVar[_Load | None] = ContextVar("lakehouse_config_load", default=None)
+
+
+class LakehouseEnvSource(EnvSettingsSource):
+    """``LAKEHOUSE_<SECTION>__<KEY>`` variables of a given environment.
+
+    Differs from the library's source in three ways: a variable naming no known section or key is an
+    error (a typo must not be ignored silently); a list or table value is read as a TOML literal, and
+    any other text is passed on as is (the validators split ``"SBER, GAZP"``); variables without
+    ``__`` (``LAKEHOUSE_HOME``, ``LAKEHOUSE_CONFIG``, ...) are not settings.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+        self.origins: dict[str, str] = {}
+        self._settings_env = {n: v for n, v in env.items() if n.startswith(ENV_PREFIX) and ENV_NESTED_DELIMITER in n}
+        for name in self._settings_env:
+            self.origins[".".join(_env_key(name))] = f"env {name}"
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {n.lower(): v for n, v in self._settings_env.items()}
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo | None, value: Any) -> Any:
+        return parse_env_value(value)
+
+
+def _env_key(name: str) -> list[str]:
+    """The key path a ``LAKEHOUSE_*__*`` variable names; ConfigError when it names no known key."""
+    parts = [p.lower() for p in name[len(ENV_PREFIX):].split(ENV_NESTED_DELIMITER)]
+    if any(not p for p in parts) or len(parts) < 2:
+        raise ConfigError(f"environment variable {name}: expected LAKEHOUSE_<SECTION>__<KEY>")
+    section_model = _section_model(parts[:-1])
+    if section_model is None:
+        raise ConfigError(f"environment variable {name}: unknown config section '{'.'.join(parts[:-1])}'")
+    if parts[-1] not in section_model.model_fields:
+        raise ConfigError(
+            f"environment variable {name}: unknown key '{parts[-1]}' in section "
+            f"[{'.'.join(parts[:-1])}] (known: {', '.join(sorted(section_model.model_fields))})"
+        )
+    return parts
+
+
+def parse_env_value(value: str) -> Any:
+    """A TOML literal (array, inline table) as its value; any other text unchanged."""
+    stripped = value.strip()
+    if stripped[:1] in ("[", "{"):
+        try:
+            return tomllib.loads(f"v = {stripped}")["v"]
+        except tomllib.TOMLDecodeError:
+            return value
+    return value
+
+
+class LakehouseTomlSource(TomlConfigSettingsSource):
+    """The TOML file (none: no values); a syntax error names the file, each value records the file."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
+        super().__init__(settings_cls, toml_file=path)
+        self.origins = {key: str(path) for key in _flatten(self.toml_data)}
+
+    def _read_file(self, file_path: Path) -> dict[str, Any]:
+        try:
+            return tomllib.loads(Path(file_path).read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file_path} is not valid TOML: {exc}") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {file_path} is unreadable: {exc}") from exc
+
+
+# --- The effective configuration ------------------------------------------------------------------
 @dataclass
 class Config:
     """Effective configuration: validated settings, the state dir, and where each value came from."""
@@ -206,7 +405,9 @@ class Config:
     settings: Settings
     home: Path
     config_file: Path | None
-    sources: dict[str, str] = field(default_factory=dict)
+    #: ``{"section.key": origin}``: the file path, ``env LAKEHOUSE_...`` or ``generated (...)``; a key
+    #: not in it has its built-in default. (Not to be confused with the ``[sources]`` section.)
+    origins: dict[str, str] = field(default_factory=dict)
 
     # Section shortcuts -------------------------------------------------------------
     @property
@@ -243,6 +444,7 @@ class Config:
 
     @property
     def sources_config(self) -> SourcesConfig:
+        """The ``[sources]`` section (quote sources)."""
         return self.settings.sources
 
     # Paths in the state dir --------------------------------------------------------
@@ -300,9 +502,9 @@ class Config:
         """Base URI of the catalog service (the REST API lives under ``/v1``)."""
         return self.catalog.url
 
-    def source_of(self, dotted_key: str) -> str:
+    def origin_of(self, dotted_key: str) -> str:
         """Where the value of ``section.key`` came from."""
-        return self.sources.get(dotted_key, "built-in default")
+        return self.origins.get(dotted_key, "built-in default")
 
     def flat(self) -> dict[str, Any]:
         """Effective values as ``{"section.key": value}``."""
@@ -327,18 +529,7 @@ def telemetry_off_env() -> dict[str, str]:
     }
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict) and v and not key.endswith("clients"):
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
-def find_config_file(env: dict[str, str]) -> Path | None:
+def find_config_file(env: Mapping[str, str]) -> Path | None:
     """``LAKEHOUSE_CONFIG``, else ``lakehouse.toml`` in the cwd or a parent, else the project's own."""
     explicit = env.get("LAKEHOUSE_CONFIG")
     if explicit:
@@ -352,93 +543,6 @@ def find_config_file(env: dict[str, str]) -> Path | None:
             return (d / CONFIG_FILE_NAME).resolve()
     packaged = PACKAGE_ROOT / CONFIG_FILE_NAME
     return packaged if packaged.is_file() else None
-
-
-def _section_model(path: list[str]) -> type[BaseModel] | None:
-    model: type[BaseModel] = Settings
-    for part in path:
-        f = model.model_fields.get(part)
-        if f is None:
-            return None
-        ann = f.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            model = ann
-        else:
-            return None
-    return model
-
-
-def _env_overrides(env: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
-    """Parse ``LAKEHOUSE_<SECTION>__<KEY>`` variables into a nested dict, checking the names."""
-    data: dict[str, Any] = {}
-    origin: dict[str, str] = {}
-    for name, value in env.items():
-        if not name.startswith(ENV_PREFIX) or "__" not in name:
-            continue
-        parts = [p.lower() for p in name[len(ENV_PREFIX):].split("__")]
-        if any(not p for p in parts) or len(parts) < 2:
-            raise ConfigError(f"environment variable {name}: expected LAKEHOUSE_<SECTION>__<KEY>")
-        section_model = _section_model(parts[:-1])
-        if section_model is None:
-            raise ConfigError(
-                f"environment variable {name}: unknown config section '{'.'.join(parts[:-1])}'"
-            )
-        if parts[-1] not in section_model.model_fields:
-            raise ConfigError(
-                f"environment variable {name}: unknown key '{parts[-1]}' in section "
-                f"[{'.'.join(parts[:-1])}] (known: {', '.join(sorted(section_model.model_fields))})"
-            )
-        node = data
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = _parse_env_value(value)
-        origin[".".join(parts)] = f"env {name}"
-    return data, origin
-
-
-def _parse_env_value(value: str) -> Any:
-    """Accept TOML literals (arrays, inline tables, booleans); everything else stays a string."""
-    stripped = value.strip()
-    if stripped[:1] in "[{" and stripped:
-        try:
-            return tomllib.loads(f"v = {stripped}")["v"]
-        except tomllib.TOMLDecodeError:
-            return value
-    return value
-
-
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in over.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "clients":
-            out[k] = _merge(out[k], v)
-        else:
-            out[k] = v
-    return out
-
-
-def _file_origins(data: dict[str, Any], label: str, prefix: str = "") -> dict[str, str]:
-    out: dict[str, str] = {}
-    for k, v in data.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict) and not key.endswith("clients"):
-            out.update(_file_origins(v, label, key + "."))
-        else:
-            out[key] = label
-    return out
-
-
-def _check_file_keys(data: dict[str, Any], label: str, path: list[str] | None = None) -> None:
-    path = path or []
-    model = _section_model(path)
-    if model is None:
-        return
-    for k, v in data.items():
-        if k not in model.model_fields:
-            where = f"[{'.'.join(path)}]" if path else "top level"
-            raise ConfigError(f"{label}: unknown key '{k}' in {where}")
-        if isinstance(v, dict) and _section_model([*path, k]) is not None:
-            _check_file_keys(v, label, [*path, k])
 
 
 def _load_secrets(home: Path) -> dict[str, str]:
@@ -462,36 +566,30 @@ def _store_secrets(home: Path, values: dict[str, str]) -> Path:
     return p
 
 
-def load_config(env: dict[str, str] | None = None, config_file: Path | None = None) -> Config:
+def load_config(env: Mapping[str, str] | None = None, config_file: Path | None = None) -> Config:
     """Read the configuration from the file and the environment; raise ConfigError naming bad keys."""
     env = dict(os.environ if env is None else env)
     cfg_path = config_file.resolve() if config_file else find_config_file(env)
-    file_data: dict[str, Any] = {}
-    label = "built-in default"
-    if cfg_path is not None:
-        label = str(cfg_path)
-        try:
-            file_data = tomllib.loads(cfg_path.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{cfg_path} is not valid TOML: {exc}") from exc
-        _check_file_keys(file_data, label)
-    env_data, env_origin = _env_overrides(env)
-    origins = _file_origins(file_data, label)
-    origins.update(env_origin)
-    merged = _merge(file_data, env_data)
+    load = _Load(env, cfg_path)
+    token = _LOADING.set(load)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        # from None: pydantic's own message would carry the (maybe secret) input values
+        raise ConfigError(_explain(exc, load.origins)) from None
+    finally:
+        _LOADING.reset(token)
+    origins = load.origins
+    if "catalog.auth" not in origins:
+        origins["catalog.auth"] = f"built-in default for {settings.general.mode} mode"
 
     home_env = env.get("LAKEHOUSE_HOME")
     base_dir = cfg_path.parent if cfg_path else Path.cwd()
     home = Path(home_env).expanduser() if home_env else base_dir / ".lakehouse"
     home = (home if home.is_absolute() else Path.cwd() / home).resolve()
 
-    try:
-        settings = Settings.model_validate(merged)
-    except ValidationError as exc:
-        raise ConfigError(_explain(exc, merged, origins)) from exc
-
     _fill_generated_secrets(settings, home, origins)
-    return Config(settings=settings, home=home, config_file=cfg_path, sources=origins)
+    return Config(settings=settings, home=home, config_file=cfg_path, origins=origins)
 
 
 def _fill_generated_secrets(settings: Settings, home: Path, origins: dict[str, str]) -> None:
@@ -511,19 +609,30 @@ def _fill_generated_secrets(settings: Settings, home: Path, origins: dict[str, s
         _store_secrets(home, stored)
 
 
-def _explain(exc: ValidationError, merged: dict[str, Any], origins: dict[str, str]) -> str:
+def _origin(key: str, origins: Mapping[str, str]) -> str:
+    """The origin of ``key``, or of the first value given under it (an error on a whole section)."""
+    if key in origins:
+        return origins[key]
+    under = [o for k, o in origins.items() if k.startswith(key + ".")]
+    return under[0] if under else "built-in default"
+
+
+def _explain(exc: ValidationError, origins: Mapping[str, str]) -> str:
+    """One line per error: the key, its value (never a secret's), where it came from, and why."""
     lines = ["invalid configuration:"]
     for err in exc.errors():
         loc = [str(p) for p in err["loc"] if not isinstance(p, int)]
         key = ".".join(loc)
-        node: Any = merged
-        for p in loc:
-            node = node.get(p) if isinstance(node, dict) else None
-        src = origins.get(key, "built-in default")
+        src = _origin(key, origins)
         if err["type"] == "extra_forbidden":
-            lines.append(f"  {key}: unknown key (from {src})")
+            parent = _section_model(loc[:-1])
+            what = f"unknown key '{loc[-1]}' in [{'.'.join(loc[:-1])}]" if loc[:-1] else f"unknown section [{key}]"
+            known = f"; known: {', '.join(sorted(parent.model_fields))}" if parent else ""
+            lines.append(f"  {key}: {what} (from {src}{known})")
+        elif key in SECRET_KEYS:
+            lines.append(f"  {key} (from {src}): {err['msg']} (the value is a secret and not shown)")
         else:
-            lines.append(f"  {key} = {node!r} (from {src}): {err['msg']}")
+            lines.append(f"  {key} = {mask(key, err['input'])!r} (from {src}): {err['msg']}")
     return "\n".join(lines)
 
 
@@ -544,10 +653,35 @@ def clear_config_cache() -> None:
     _CACHED = None
 
 
+MASK = "****"
+
+
 def mask(key: str, value: Any) -> Any:
-    """Hide secret values for display."""
+    """``value`` fit to show: a secret key's value hidden, the password of any URL in it replaced."""
     if key in SECRET_KEYS and value:
         if isinstance(value, dict):
-            return {k: "****" for k in value}
-        return "****"
+            return {k: MASK for k in value}
+        return MASK
+    return _mask_url_passwords(value)
+
+
+def _mask_url_passwords(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_url_password(value)
+    if isinstance(value, list | tuple):
+        return type(value)(_mask_url_passwords(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _mask_url_passwords(v) for k, v in value.items()}
     return value
+
+
+def mask_url_password(text: str) -> str:
+    """``scheme://user:****@host/...`` for a URL with a password; any other text unchanged.
+
+    Errs on the side of hiding: everything between the first ``:`` of the user part and the last
+    ``@`` is masked, so a password with unencoded ``/``, ``?`` or ``#`` is hidden whole."""
+    scheme, sep, rest = text.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return text
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:{MASK}@{host}"

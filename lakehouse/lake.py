@@ -29,7 +29,8 @@ class LakeHandle:
     warehouse: str  # warehouse name clients pass (catalog.warehouse_name)
     warehouse_uri: str  # file:///... or s3://bucket/prefix
     catalog: Catalog
-    properties: dict[str, str] = field(default_factory=dict)  # pyiceberg load_catalog properties
+    # pyiceberg load_catalog properties; they may hold the platform's credential, so never in a repr
+    properties: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 def client_properties(cfg: Config, uri: str) -> dict[str, str]:

@@ -160,7 +160,7 @@ def resolve_models(requested: list[str] | None, cfg: Config) -> list[str]:
     names = list(dict.fromkeys(requested or cfg.mlflow.models))
     unknown = [n for n in names if n not in MODEL_FACTORIES]
     if unknown:
-        source = "--models" if requested else f"[mlflow] models ({cfg.source_of('mlflow.models')})"
+        source = "--models" if requested else f"[mlflow] models ({cfg.origin_of('mlflow.models')})"
         raise ValueError(f"{source}: unknown model(s) {', '.join(unknown)} (known: {', '.join(MODEL_FACTORIES)})")
     if BASELINE not in names:
         names.insert(0, BASELINE)  # MASE and the champion rule are relative to naive

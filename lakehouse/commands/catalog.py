@@ -32,11 +32,30 @@ def register(app: typer.Typer) -> None:
         run(app, host or cfg.catalog.host, port or cfg.catalog.port, cfg.general.log_level)
 
     @cat.command("hash-secret")
-    def hash_secret_cmd(secret: str = typer.Argument(..., help="The client secret to hash.")) -> None:
-        """Print the hashed form of a client secret for \\[catalog.clients] in lakehouse.toml."""
-        from catalog.auth import hash_secret
+    def hash_secret_cmd(
+        # taken only to refuse it without echoing it (click's "unexpected extra argument" would print it)
+        refused: str = typer.Argument(None, hidden=True, metavar="", show_default=False),
+    ) -> None:
+        """Print the hashed form of a client secret for \\[catalog.clients] in lakehouse.toml.
 
-        console.print(hash_secret(secret), highlight=False)
+        The secret is read from a prompt (not echoed) or from stdin (`... | lakehouse catalog hash-secret`),
+        never from the command line, where `ps` and the shell history would show it.
+        """
+        import sys
+
+        from catalog.auth import hash_secret
+        from lakehouse.cli import fail
+
+        if refused is not None:
+            raise fail("the secret is not taken on the command line (visible in ps and the shell history): "
+                       "pipe it on stdin or run `lakehouse catalog hash-secret` and answer the prompt", 2)
+        if sys.stdin.isatty():
+            secret = typer.prompt("client secret", hide_input=True, confirmation_prompt=True, err=True)
+        else:
+            secret = sys.stdin.readline().rstrip("\r\n")
+        if not secret:
+            raise fail("empty secret: give the client secret on stdin or at the prompt", 2)
+        typer.echo(hash_secret(secret))  # one line, never wrapped to the terminal's width
 
     @cat.command("list")
     def list_cmd() -> None:

@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
         table.add_column("value")
         table.add_column("source")
         for key, value in cfg.flat().items():
-            table.add_row(key, repr(mask(key, value)), cfg.source_of(key))
+            table.add_row(key, repr(mask(key, value)), cfg.origin_of(key))
         table.add_row("home", str(cfg.home), "env LAKEHOUSE_HOME" if "LAKEHOUSE_HOME" in os.environ else "default")
         table.add_row("warehouse_uri (derived)", cfg.warehouse_uri, "derived")
         Console().print(table)

@@ -1,8 +1,16 @@
 """The local service supervisor: start, check and stop background services (no Docker here).
 
 Each running service has ``$LAKEHOUSE_HOME/run/<name>.json`` (pid, port, url, command, start
-time) and logs to ``$LAKEHOUSE_HOME/logs/<name>.log``. Services are stopped only by their
-recorded pids: SIGTERM to the process group, then SIGKILL after a grace period.
+time, process group, run id, descendants) and logs to ``$LAKEHOUSE_HOME/logs/<name>.log``.
+
+Stopping must reach every process the service started, also after its leader exited (MLflow's
+``mlflow server`` leader may die while its uvicorn child keeps the port). A service's processes are
+found in three ways, each safe against pid reuse: the leader and the descendants recorded once it
+was healthy (pid and creation time); every process whose environment carries the service's run id
+(``LAKEHOUSE_SERVICE_RUN``, set at start and inherited by every descendant, also one that left the
+process group or was re-parented); and, while the leader still lives, the members of its process
+group and its children. They get SIGTERM, then SIGKILL after a grace period. Afterwards ``down``
+checks the service's ports and names the pid still holding one.
 """
 
 from __future__ import annotations
@@ -10,9 +18,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +29,9 @@ import psutil
 from lakehouse.config import Config
 from lakehouse.net import http_ok, port_in_use, wait_http
 from lakehouse.services.registry import Service, all_services, get_service
+
+#: Environment variable marking every process of one service start (value: the run id).
+RUN_ENV = "LAKEHOUSE_SERVICE_RUN"
 
 
 class ServiceError(RuntimeError):
@@ -47,6 +58,10 @@ def log_file(cfg: Config, name: str) -> Path:
     return cfg.logs_dir / f"{name}.log"
 
 
+def _write_state(cfg: Config, name: str, state: dict) -> None:
+    _state_file(cfg, name).write_text(json.dumps(state, indent=2))
+
+
 def _read_state(cfg: Config, name: str) -> dict | None:
     p = _state_file(cfg, name)
     if not p.exists():
@@ -57,19 +72,97 @@ def _read_state(cfg: Config, name: str) -> dict | None:
         return {}
 
 
-def _process_matches(state: dict) -> bool:
-    """True when the recorded pid is alive and is the process we started (not a reused pid)."""
-    pid = state.get("pid")
+def _same_process(pid: int | None, create_time: float | None) -> psutil.Process | None:
+    """The live process ``pid`` if it is the one created at ``create_time`` (not a reused pid)."""
     if not pid:
-        return False
+        return None
     try:
         proc = psutil.Process(pid)
         if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        created = state.get("create_time")
-        return created is None or abs(proc.create_time() - created) < 1.0
+            return None
+        if create_time is not None and abs(proc.create_time() - create_time) >= 1.0:
+            return None
+        return proc
     except psutil.Error:
-        return False
+        return None
+
+
+def _process_matches(state: dict) -> bool:
+    """True when the recorded pid is alive and is the process we started (not a reused pid)."""
+    return _same_process(state.get("pid"), state.get("create_time")) is not None
+
+
+def _record(proc: psutil.Process) -> dict:
+    return {"pid": proc.pid, "create_time": proc.create_time()}
+
+
+def service_processes(state: dict) -> list[psutil.Process]:
+    """Every live process of the service start recorded in ``state`` (see the module docstring)."""
+    found: dict[int, psutil.Process] = {}
+    leader = _same_process(state.get("pid"), state.get("create_time"))
+    if leader is not None:
+        found[leader.pid] = leader
+    for rec in state.get("descendants", []):
+        p = _same_process(rec.get("pid"), rec.get("create_time"))
+        if p is not None:
+            found[p.pid] = p
+    run_id = state.get("run_id")
+    pgid = state.get("pgid", state.get("pid"))
+    if run_id or leader is not None:
+        for p in psutil.process_iter(["environ"]):
+            marked = bool(run_id) and (p.info.get("environ") or {}).get(RUN_ENV) == run_id
+            in_group = leader is not None and _pgid(p) == pgid  # the group id is ours while the leader lives
+            if marked or in_group:
+                found.setdefault(p.pid, p)
+    for p in list(found.values()):
+        with contextlib.suppress(psutil.Error):
+            for child in p.children(recursive=True):
+                found.setdefault(child.pid, child)
+    found.pop(os.getpid(), None)  # never this process (a command run from inside a service)
+    return list(found.values())
+
+
+def _terminate(procs: list[psutil.Process], grace: float) -> None:
+    """SIGTERM ``procs``, then SIGKILL whatever is left after ``grace`` seconds."""
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            p.terminate()
+    alive = _wait_gone(procs, grace)
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    _wait_gone(alive, 5)
+
+
+def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until ``procs`` have exited (a zombie counts as exited: a re-parented process is reaped by
+    whatever init the machine has, maybe late); return those still running."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = []
+        for p in procs:
+            with contextlib.suppress(psutil.Error):
+                if p.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(p)
+                    continue
+                p.wait(timeout=0)  # reaps it when it is a child of this process
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.05)
+
+
+def _port_holder(host: str, port: int) -> str:
+    """``pid N (name)`` of the process listening on ``port``, or why it is unknown."""
+    try:
+        conns = psutil.net_connections(kind="inet")
+    except psutil.Error:
+        conns = []
+    for c in conns:
+        if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN and c.pid:
+            with contextlib.suppress(psutil.Error):
+                return f"pid {c.pid} ({psutil.Process(c.pid).name()})"
+            return f"pid {c.pid}"
+    return "a process this user cannot see"
 
 
 def resolve(names: list[str] | None) -> list[Service]:
@@ -125,6 +218,11 @@ def start(cfg: Config, svc: Service, echo=print) -> ServiceStatus:
             f"see {current.log} or run `lakehouse down {svc.name}`"
         )
     if current.state == "stale":
+        leftovers = service_processes(_read_state(cfg, svc.name) or {})
+        if leftovers:
+            echo(f"{svc.name}: leader pid {current.pid} is gone; stopping its leftover processes "
+                 f"{sorted(p.pid for p in leftovers)}")
+            _terminate(leftovers, svc.stop_grace)
         echo(f"{svc.name}: removing stale pid file (pid {current.pid} is gone)")
         _state_file(cfg, svc.name).unlink(missing_ok=True)
 
@@ -138,7 +236,8 @@ def start(cfg: Config, svc: Service, echo=print) -> ServiceStatus:
     if svc.prepare:
         svc.prepare(cfg)
     cmd = svc.command(cfg)
-    env = {**os.environ, **cfg.telemetry_env, **svc.env(cfg)}
+    run_id = f"{svc.name}-{uuid.uuid4().hex}"
+    env = {**os.environ, **cfg.telemetry_env, **svc.env(cfg), RUN_ENV: run_id}
     log = log_file(cfg, svc.name)
     with log.open("ab") as out:
         out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(cmd)}\n".encode())
@@ -148,19 +247,22 @@ def start(cfg: Config, svc: Service, echo=print) -> ServiceStatus:
             cwd=cfg.home, env=env, start_new_session=True,
         )
     state = {
-        "name": svc.name, "pid": proc.pid, "port": svc.port(cfg), "url": svc.url(cfg),
-        "command": cmd, "started_at": time.time(), "create_time": psutil.Process(proc.pid).create_time(),
+        "name": svc.name, "pid": proc.pid, "pgid": proc.pid, "run_id": run_id, "port": svc.port(cfg),
+        "url": svc.url(cfg), "command": cmd, "started_at": time.time(),
+        "create_time": psutil.Process(proc.pid).create_time(), "descendants": [],
     }
-    _state_file(cfg, svc.name).write_text(json.dumps(state, indent=2))
+    _write_state(cfg, svc.name, state)
     ok = wait_http(svc.health_url(cfg), svc.start_timeout, alive=lambda: proc.poll() is None)
     if not ok:
         exited = proc.poll()
-        _kill_group(proc.pid, svc.stop_grace)
+        _terminate(service_processes(state), svc.stop_grace)
         _state_file(cfg, svc.name).unlink(missing_ok=True)
         why = f"exited with code {exited}" if exited is not None else f"not healthy after {svc.start_timeout:.0f}s"
         raise ServiceError(
             f"{svc.name}: failed to start ({why}) at {svc.health_url(cfg)}; log: {log}\n{_tail(log)}"
         )
+    state["descendants"] = [_record(p) for p in service_processes(state) if p.pid != proc.pid]
+    _write_state(cfg, svc.name, state)
     if svc.after_start:
         try:
             svc.after_start(cfg)
@@ -168,27 +270,6 @@ def start(cfg: Config, svc: Service, echo=print) -> ServiceStatus:
             raise ServiceError(f"{svc.name}: started but its setup step failed: {exc}; log: {log}") from exc
     echo(f"{svc.name}: started (pid {proc.pid}, {svc.url(cfg)}, log {log})")
     return status(cfg, svc)
-
-
-def _kill_group(pid: int, grace: float) -> None:
-    """SIGTERM the process group of ``pid``, then SIGKILL whatever is left after ``grace`` seconds."""
-    try:
-        pgid = os.getpgid(pid)
-    except ProcessLookupError:
-        return
-    try:
-        members = [p for p in psutil.process_iter() if _pgid(p) == pgid]
-    except psutil.Error:
-        members = []
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    _, alive = psutil.wait_procs(members or [psutil.Process(pid)], timeout=grace)
-    if alive:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)
-        psutil.wait_procs(alive, timeout=5)
 
 
 def _pgid(p: psutil.Process) -> int | None:
@@ -199,17 +280,29 @@ def _pgid(p: psutil.Process) -> int | None:
 
 
 def stop(cfg: Config, svc: Service, echo=print) -> None:
-    """Stop one service by its recorded pid (graceful, then forced)."""
+    """Stop every process of one service (graceful, then forced), also when its leader has exited;
+    then say which pid holds a port of the service, if one is still held."""
     state = _read_state(cfg, svc.name)
     if state is None:
         echo(f"{svc.name}: not running")
         return
-    if _process_matches(state):
-        _kill_group(state["pid"], svc.stop_grace)
-        echo(f"{svc.name}: stopped (pid {state['pid']})")
+    procs = service_processes(state)
+    leader_alive = _process_matches(state)
+    if procs:
+        _terminate(procs, svc.stop_grace)
+        pids = sorted(p.pid for p in procs)
+        if leader_alive:
+            others = [p for p in pids if p != state["pid"]]
+            echo(f"{svc.name}: stopped (pid {state['pid']}" + (f" and its processes {others}" if others else "") + ")")
+        else:
+            echo(f"{svc.name}: leader pid {state.get('pid')} had exited; stopped its leftover processes {pids}")
     else:
         echo(f"{svc.name}: removed stale pid file")
     _state_file(cfg, svc.name).unlink(missing_ok=True)
+    host = svc.host(cfg)
+    for port in [svc.port(cfg), *svc.extra_ports(cfg)]:
+        if port_in_use(host, port):
+            echo(f"{svc.name}: port {port} on {host} is still in use by {_port_holder(host, port)}")
 
 
 def up(cfg: Config, names: list[str] | None = None, echo=print) -> list[ServiceStatus]:

@@ -6,10 +6,13 @@ import json
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 
+import duckdb
 import pyarrow as pa
 import pytest
 
+from catalog.server import PLATFORM_CLIENT
 from lakehouse.transform.duck import connect
 from tests.catalog_support import catalog_server, rest_catalog
 from tests.conftest import applied_env, isolated_env
@@ -28,14 +31,14 @@ def _duck(uri: str):
     return con
 
 
-def _exercise_duckdb(uri: str, ns: str) -> None:
-    """SELECT / CREATE TABLE / CTAS / INSERT / UPDATE / DELETE through DuckDB, cross-checked with pyiceberg."""
-    cat = rest_catalog(uri)
+def _exercise_duckdb(cat, connect_lake: Callable[[], duckdb.DuckDBPyConnection], ns: str) -> None:
+    """SELECT / CREATE TABLE / CTAS / INSERT / UPDATE / DELETE through DuckDB, cross-checked with pyiceberg
+    (``cat``); ``connect_lake()`` gives a DuckDB connection with the same catalog attached as ``lake``."""
     cat.create_namespace(ns)
     src = cat.create_table(f"{ns}.from_pyiceberg", schema=pa.schema([("ticker", pa.string()), ("close", pa.float64())]))
     src.append(pa.table({"ticker": ["AAPL", "MSFT", "IBM"], "close": [1.0, 2.0, 3.0]}))
 
-    con = _duck(uri)
+    con = connect_lake()
     try:
         assert con.execute(f"SELECT sum(close) FROM lake.{ns}.from_pyiceberg").fetchone()[0] == 6.0
         con.execute(f"CREATE TABLE lake.{ns}.made_by_duck (id INTEGER, name VARCHAR)")
@@ -63,7 +66,7 @@ def _exercise_duckdb(uri: str, ns: str) -> None:
 
 def test_duckdb_on_local_file_warehouse(tmp_path) -> None:
     with catalog_server(f"sqlite:///{tmp_path}/catalog.db", (tmp_path / "warehouse").as_uri()) as srv:
-        _exercise_duckdb(srv.url, "duck_local")
+        _exercise_duckdb(rest_catalog(srv.url), lambda: _duck(srv.url), "duck_local")
 
 
 @pytest.fixture(scope="module")
@@ -83,11 +86,25 @@ def s3_stack(tmp_path_factory):
             down(cfg, ["catalog", "objectstore"], echo=lambda *_: None)
 
 
+def _platform_token(cfg) -> str:
+    import httpx
+
+    r = httpx.post(f"{cfg.catalog_uri}/v1/oauth/tokens", data={
+        "grant_type": "client_credentials", "client_id": PLATFORM_CLIENT, "client_secret": cfg.catalog.platform_secret,
+    })
+    r.raise_for_status()
+    return r.json()["access_token"]
+
+
 def test_config_hands_clients_the_s3_settings(s3_stack) -> None:
+    """Auth is on by default in services mode: the catalog answers (and hands out the S3 settings) only
+    to an authenticated client, such as the platform's built-in one."""
     import httpx
 
     cfg = s3_stack
-    body = httpx.get(f"{cfg.catalog_uri}/v1/config").json()
+    assert cfg.catalog.auth
+    assert httpx.get(f"{cfg.catalog_uri}/v1/config").status_code == 401
+    body = httpx.get(f"{cfg.catalog_uri}/v1/config", headers={"Authorization": f"Bearer {_platform_token(cfg)}"}).json()
     d = body["defaults"]
     assert d["s3.endpoint"] == cfg.s3_endpoint and d["s3.path-style-access"] == "true"
     assert d["s3.access-key-id"] == cfg.objectstore.access_key and d["s3.region"] == cfg.objectstore.region
@@ -95,19 +112,27 @@ def test_config_hands_clients_the_s3_settings(s3_stack) -> None:
 
 
 def test_duckdb_and_pyiceberg_on_s3(s3_stack) -> None:
-    _exercise_duckdb(s3_stack.catalog_uri, "duck_s3")
-    loc = rest_catalog(s3_stack.catalog_uri).load_table("duck_s3.made_by_duck").location()
+    """The platform's clients (pyiceberg through open_lake, DuckDB through connect_lake) authenticate."""
+    from lakehouse.lake import open_lake
+    from lakehouse.transform.duck import connect_lake
+
+    cfg = s3_stack
+    with open_lake(cfg) as lake:
+        assert lake.uri == cfg.catalog_uri and "credential" in lake.properties
+        _exercise_duckdb(lake.catalog, lambda: connect_lake(lake, cfg), "duck_s3")
+        loc = lake.catalog.load_table("duck_s3.made_by_duck").location()
     assert loc.startswith(f"s3://{s3_stack.objectstore.bucket}/warehouse/duck_s3/made_by_duck-")
 
 
 CHDB_SCRIPT = textwrap.dedent("""
     import json, sys
     from chdb import session
-    a = json.loads(sys.argv[1])
+    a = json.loads(sys.stdin.read())
     s = session.Session(a["path"])
     s.query("SET allow_database_iceberg = 1")
     s.query(f\"\"\"CREATE DATABASE lake ENGINE = DataLakeCatalog('{a["uri"]}/v1')
         SETTINGS catalog_type = 'rest', warehouse = 'lakehouse', storage_endpoint = '{a["endpoint"]}',
+        catalog_credential = '{a["credential"]}', oauth_server_uri = '{a["uri"]}/v1/oauth/tokens',
         aws_access_key_id = '{a["key"]}', aws_secret_access_key = '{a["secret"]}', vended_credentials = false\"\"\")
     out = {"tables": [d["name"] for d in json.loads(s.query("SHOW TABLES FROM lake", "JSON").data())["data"]]}
     for q in a["queries"]:
@@ -118,23 +143,28 @@ CHDB_SCRIPT = textwrap.dedent("""
 
 
 def test_chdb_reads_the_same_tables_on_s3(s3_stack, tmp_path) -> None:
+    from lakehouse.lake import open_lake
+    from lakehouse.transform.duck import connect_lake
+
     cfg = s3_stack
-    cat = rest_catalog(cfg.catalog_uri)
-    cat.create_namespace("ch")
-    t = cat.create_table("ch.quotes", schema=pa.schema([("ticker", pa.string()), ("close", pa.float64())]))
-    t.append(pa.table({"ticker": ["AAPL", "MSFT"], "close": [1.5, 2.5]}))
-    t.append(pa.table({"ticker": ["IBM"], "close": [3.0]}))
-    con = _duck(cfg.catalog_uri)
-    con.execute("CREATE TABLE lake.ch.from_duck AS SELECT range AS n FROM range(5)")
-    con.close()
+    with open_lake(cfg) as lake:
+        cat = lake.catalog
+        cat.create_namespace("ch")
+        t = cat.create_table("ch.quotes", schema=pa.schema([("ticker", pa.string()), ("close", pa.float64())]))
+        t.append(pa.table({"ticker": ["AAPL", "MSFT"], "close": [1.5, 2.5]}))
+        t.append(pa.table({"ticker": ["IBM"], "close": [3.0]}))
+        con = connect_lake(lake, cfg)
+        con.execute("CREATE TABLE lake.ch.from_duck AS SELECT range AS n FROM range(5)")
+        con.close()
+    # args travel on the child's stdin, not its command line (they hold credentials)
     args = {
-        "path": str(tmp_path / "chdb"), "uri": cfg.catalog_uri,
+        "path": str(tmp_path / "chdb"), "uri": cfg.catalog_uri, "credential": lake.properties["credential"],
         "endpoint": f"{cfg.s3_endpoint}/{cfg.objectstore.bucket}",
         "key": cfg.objectstore.access_key, "secret": cfg.objectstore.secret_key,
         "queries": ["SELECT ticker, close FROM lake.`ch.quotes` ORDER BY ticker",
                     "SELECT sum(n) FROM lake.`ch.from_duck`"],
     }
-    res = subprocess.run([sys.executable, "-c", CHDB_SCRIPT, json.dumps(args)], capture_output=True, text=True,
+    res = subprocess.run([sys.executable, "-c", CHDB_SCRIPT], input=json.dumps(args), capture_output=True, text=True,
                          timeout=180, cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     out = json.loads(res.stdout.strip().splitlines()[-1])

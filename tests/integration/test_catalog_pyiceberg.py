@@ -223,3 +223,4 @@ def test_open_lake_with_auth_on(lh_env, monkeypatch) -> None:
         lake.catalog.create_namespace("authed")
         assert ("authed",) in lake.catalog.list_namespaces()
         assert httpx.get(f"{lake.uri}/v1/namespaces").status_code == 401  # anonymous is refused
+        assert cfg.catalog.platform_secret not in repr(lake)  # tracebacks and test reports print handles
