@@ -4,7 +4,8 @@ chdb hosts one engine per process, but any number of connection handles on it, a
 (``SET``, ``USE``, temporary tables) belongs to a handle. So:
 
 - a request with ``session_id`` runs on that session's own handle (created on first use, closed
-  after ``session_timeout`` seconds idle); ``SET``/``USE`` statements persist there;
+  after ``session_timeout`` seconds idle); ``SET``/``USE`` statements persist there; sessions belong
+  to their user (the same id sent by another account is another session);
 - a request without a session runs on a fresh handle that is closed afterwards (opening one costs
   ~0.1 ms), so nothing it sets can leak to anyone;
 - settings and ``database`` given as URL parameters apply to that one request only: on a session
@@ -99,6 +100,11 @@ class QueryRequest:
     default_format: str = "TabSeparated"
     read_only: bool = False
     role: Role = "reader"  # the authenticated account's role (see guard.py)
+    user: str = ""  # the authenticated account (sessions belong to it)
+
+    @property
+    def session_key(self) -> str:
+        return f"{self.user}\x00{self.session_id}"
 
 
 @dataclass
@@ -166,7 +172,9 @@ class Engine:
         for db in databases:
             self._root.query(f"CREATE DATABASE IF NOT EXISTS {_ident(db)}", "TabSeparated")
         table_functions = self._root.query("SELECT name FROM system.table_functions", "TSVRaw").bytes().decode()
-        self.guard = SqlGuard(policy or Policy(databases[0] if databases else "default"), table_functions.split())
+        settings = self._root.query("SELECT name, type FROM system.settings", "TSVRaw").bytes().decode()
+        self.guard = SqlGuard(policy or Policy(databases[0] if databases else "default"), table_functions.split(),
+                              dict(line.split("\t", 1) for line in settings.splitlines() if "\t" in line))
 
     # -- public ---------------------------------------------------------------------------------
     def execute(self, req: QueryRequest) -> QueryResult:
@@ -192,7 +200,7 @@ class Engine:
             session = self._session(req)
             if not session.lock.acquire(timeout=SESSION_LOCK_WAIT):
                 raise QueryError.of(373, f"Session {req.session_id} is locked by a concurrent client")
-            if self._sessions.get(req.session_id) is session:
+            if self._sessions.get(req.session_key) is session:
                 break
             session.lock.release()  # it expired while we waited: start a new one
         try:
@@ -230,11 +238,11 @@ class Engine:
     def _session(self, req: QueryRequest) -> _Session:
         timeout = min(max(req.session_timeout, 1.0), MAX_SESSION_TIMEOUT)
         with self._sessions_lock:
-            s = self._sessions.get(req.session_id)
+            s = self._sessions.get(req.session_key)
             if s is None:
                 if req.session_check:
                     raise QueryError.of(372, f"Session {req.session_id} not found")
-                s = self._sessions[req.session_id] = _Session(None, timeout)  # handle opened on first query
+                s = self._sessions[req.session_key] = _Session(None, timeout)  # handle opened on first query
             s.timeout = timeout
             s.touch()
             return s

@@ -73,6 +73,7 @@ READ_KINDS = frozenset({
     # judged on EXPLAIN AST (no JSON dump):
     "DescribeQuery", "ExistsTableQuery", "ExistsDatabaseQuery", "ExistsViewQuery", "ExistsDictionaryQuery",
     "ShowCreateTableQuery", "ShowCreateViewQuery", "ShowCreateDatabaseQuery", "ShowCreateDictionaryQuery",
+    "ShowFunctions", "ShowEngineQuery",
 })
 #: ... and what the writer may run besides.
 WRITE_KINDS = READ_KINDS | {
@@ -80,8 +81,8 @@ WRITE_KINDS = READ_KINDS | {
     "UpdateQuery", "CheckTableQuery", "CreateNamedCollectionQuery", "DropNamedCollectionQuery",
 }
 #: Types parseQueryToJSON cannot dump, judged on EXPLAIN AST alone (matched on the type's prefix).
-EXPLAIN_ONLY_KINDS = ("DescribeQuery", "Exists", "ShowCreate", "CreateNamedCollectionQuery",
-                      "DropNamedCollectionQuery")
+EXPLAIN_ONLY_KINDS = ("DescribeQuery", "Exists", "ShowCreate", "ShowFunctions", "ShowEngineQuery",
+                      "CreateNamedCollectionQuery", "DropNamedCollectionQuery")
 
 #: Table functions that only generate data in memory or wrap a subquery: allowed anywhere.
 SAFE_TABLE_FUNCTIONS = frozenset({
@@ -119,7 +120,8 @@ DENIED_ALTER_COMMANDS = frozenset({
 })
 #: Settings no request may change (lower case). They change the parser; add SQL the parser never sees;
 #: read or write files or reach the network; enable introspection; pick a default engine; or undo
-#: :data:`HANDLE_SETTINGS`.
+#: :data:`HANDLE_SETTINGS`. Text-valued settings are refused unless listed in :data:`SAFE_TEXT_SETTINGS`
+#: (several hold SQL, a path, a URL or another database: ``select``, ``filter``, ``database``, ...).
 DENIED_SETTINGS = frozenset({
     "dialect", "polyglot_dialect", "implicit_select", "implicit_table_at_top_level", "enable_json_ast_dialect",
     "enable_trino_dialect", "allow_experimental_kusto_dialect", "allow_experimental_prql_dialect",
@@ -135,6 +137,24 @@ DENIED_SETTINGS = frozenset({
     *HANDLE_SETTINGS,
 })
 DENIED_SETTING_PREFIXES = ("ai_function_", "jemalloc_")
+#: Text-valued settings (types String and Map in system.settings) that are plain data: names, tags,
+#: delimiters, inline format templates, time zones.
+SAFE_TEXT_SETTINGS = frozenset({
+    "log_comment", "query_cache_tag", "insert_deduplication_token", "workload", "count_distinct_implementation",
+    "network_compression_method", "bool_true_representation", "bool_false_representation",
+    "format_csv_null_representation", "format_tsv_null_representation", "format_custom_field_delimiter",
+    "format_custom_row_before_delimiter", "format_custom_row_after_delimiter", "format_custom_row_between_delimiter",
+    "format_custom_result_before_delimiter", "format_custom_result_after_delimiter", "format_regexp",
+    "format_template_row_format", "format_template_resultset_format", "output_format_pretty_grid_charset",
+    "output_format_avro_codec", "output_format_avro_string_column_pattern", "column_names_for_schema_inference",
+    "schema_inference_hints", "format_json_object_each_row_column_for_object_name",
+    "input_format_orc_reader_time_zone_name", "output_format_orc_writer_time_zone_name", "errors_output_format",
+    "output_format_sql_insert_table_name", "input_format_mysql_dump_table_name", "default_format",
+    "ignore_data_skipping_indices", "force_data_skipping_indices", "exclude_materialize_skip_indexes_on_insert",
+    "preferred_optimize_projection_name", "force_optimize_projection_name", "function_implementation",
+    "temporary_files_codec", "send_logs_source_regexp",
+})
+TEXT_SETTING_TYPES = frozenset({"String", "Map"})
 #: Settings allowed inside the lake readers' own SETTINGS clause.
 ICEBERG_SETTINGS = frozenset({"iceberg_metadata_file_path"})
 #: ``system`` tables a reader may read (lower case).
@@ -204,16 +224,26 @@ Runner = Callable[[str, Mapping[str, str]], str]
 class SqlGuard:
     """Judges one statement for one account (see module docstring)."""
 
-    def __init__(self, policy: Policy, table_functions: Iterable[str] = ()):
+    def __init__(self, policy: Policy, table_functions: Iterable[str] = (), setting_types: Mapping[str, str] = ()):
+        """``table_functions``: chdb's system.table_functions; ``setting_types``: name -> type of
+        system.settings (text-valued settings need to be in :data:`SAFE_TEXT_SETTINGS`)."""
         self.policy = policy
         self.table_functions = {n.lower() for n in table_functions} | KNOWN_OUTSIDE_TABLE_FUNCTIONS
         self.table_functions |= SAFE_TABLE_FUNCTIONS | {ICEBERG_LOCAL, ICEBERG_S3}
+        self.text_settings = {n.lower() for n, t in dict(setting_types).items() if t in TEXT_SETTING_TYPES}
 
     # -- entry points ------------------------------------------------------------------------------
     def check_settings(self, names: Iterable[str]) -> None:
         """Refuse request settings (URL parameters) nobody may change."""
         for name in names:
-            _check_setting(name)
+            self._check_setting(name)
+
+    def _check_setting(self, name: str) -> None:
+        low = name.lower()
+        if (low in DENIED_SETTINGS or low.startswith(DENIED_SETTING_PREFIXES)
+                or (low in self.text_settings and low not in SAFE_TEXT_SETTINGS)):
+            raise Refused(ACCESS_DENIED, f"setting {name} may not be changed on this server (it can read or write "
+                                         "files, reach the network, add SQL to the query or change how it is parsed)")
 
     def judge(self, run: Runner, sql: str, *, role: Role, read_only: bool, current_db: str,
               params: Mapping[str, str]) -> Verdict:
@@ -297,11 +327,14 @@ class SqlGuard:
         elif kind == "FunctionWithKeyValueArguments":
             raise Refused(ACCESS_DENIED, "dictionary sources are not allowed")
         elif kind == "SetQuery":
+            if node.get("query_parameters"):
+                raise Refused(ACCESS_DENIED, "SET param_<name> is not allowed: send query parameters with the request "
+                                             "(param_<name>=... in the URL)")
             in_iceberg = bool(parent and parent.get("type") == "ExpressionList" and key == "children")
             for change in node.get("changes") or []:
                 name = str(change.get("name", ""))
                 if not (in_iceberg and name in ICEBERG_SETTINGS):
-                    _check_setting(name)
+                    self._check_setting(name)
         elif kind == "TableIdentifier":
             self._check_table(_table_name(node, ctx), ctx)
         elif kind == "QueryParameter" and node.get("param_type") == "Identifier":
@@ -505,13 +538,6 @@ def _kind_name(kind: str) -> str:
     base = kind.split("_", 1)[0].removesuffix("Query")
     words = re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", " ", base).upper()
     return words or "this"
-
-
-def _check_setting(name: str) -> None:
-    low = name.lower()
-    if low in DENIED_SETTINGS or low.startswith(DENIED_SETTING_PREFIXES):
-        raise Refused(ACCESS_DENIED, f"setting {name} may not be changed on this server (it reads or writes files, "
-                                     "reaches the network, or changes how queries are parsed)")
 
 
 def _check_scalar(name: str) -> None:

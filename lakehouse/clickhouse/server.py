@@ -175,7 +175,7 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     wbufsize = 1 << 16  # headers and body leave in one write (flushed after each request)
     server: FrontServer
-    _account: Account | None = None
+    _account: tuple[str, Account] | None = None  # (user, account) once authenticated
     _body_pending = False  # the request's body has not been read (yet)
 
     def setup(self) -> None:
@@ -317,7 +317,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise _BadRequest(33, f"request body ended after {len(body)} of {length} bytes")
         return body
 
-    def _authenticate(self, params: dict[str, str]) -> Account:
+    def _authenticate(self, params: dict[str, str]) -> tuple[str, Account]:
         user = self.headers.get("X-ClickHouse-User")
         key = self.headers.get("X-ClickHouse-Key")
         auth = self.headers.get("Authorization", "")
@@ -337,7 +337,7 @@ class _Handler(BaseHTTPRequestHandler):
                 516, f"{user}: Authentication failed: password is incorrect, or there is no user with such name",
                 status=401,
             )
-        return account
+        return user, account
 
     # -- requests --------------------------------------------------------------------------------
     def _dispatch(self, read_only: bool) -> None:
@@ -353,14 +353,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         query_id = params.get("query_id") or ""
         try:
-            account = self._account or self._authenticate(params)  # before reading the body
+            user, account = self._account or self._authenticate(params)  # before reading the body
             try:
                 body = self._read_body() if self.command == "POST" else b""
             except (OSError, ValueError):
                 self.close_connection = True
                 return
             req = self._build_request(params, body, read_only)
-            req.role = account.role
+            req.role, req.user = account.role, user
             query_id = req.query_id
             result = self.server.engine.execute(req)
         except _BadRequest as exc:

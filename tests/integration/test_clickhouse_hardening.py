@@ -255,6 +255,10 @@ def test_system_kill_dangerous_settings_and_named_collections(front) -> None:
             ("SET default_table_engine = 'File'", {"session_id": f"s-{ep.user}"}),
             ("SELECT 1 SETTINGS format_schema = '/etc/passwd:Message'", {}),
             ("SELECT 1", {"input_format_record_errors_file_path": "/tmp/x"}),
+            ("SELECT 1", {"select": f"file('{front.secrets_file}')"}),  # settings that wrap the query in SQL
+            ("SELECT 1", {"filter": "length(file('/etc/passwd')) > 0"}),
+            ("SELECT * FROM named_collections SETTINGS database = 'system'", {}),
+            ("SET param_t = 'system.named_collections'", {"session_id": f"s-{ep.user}"}),
             ("CREATE NAMED COLLECTION other AS url = 'http://127.0.0.1:1/'", {}),
             ("CREATE USER intruder IDENTIFIED BY 'x'", {}),
             ("GRANT ALL ON *.* TO dashboard", {}),
@@ -364,6 +368,11 @@ def test_the_dashboard_account_reads_marts_like_superset_and_writes_nothing(fron
     assert not _allowed(results), "\n".join(_allowed(results))
     assert _raw(front.ep, "GET", "SELECT count() FROM marts.prices")[2] == "2\n"
     assert _raw(front.ep, "GET", "SELECT count() FROM marts.notes WHERE s = 'dash'")[2] == "0\n"
+    # a session belongs to its account: the writer's session id gives the dashboard nothing of it
+    shared = {"session_id": "shared-session"}
+    assert _raw(front.ep, "POST", "CREATE TEMPORARY TABLE writer_tmp (a UInt8)", shared)[0] == 200
+    assert _raw(front.ep, "POST", "EXISTS TEMPORARY TABLE writer_tmp", shared)[2] == "1\n"
+    assert _raw(dash, "POST", "EXISTS TEMPORARY TABLE writer_tmp", shared)[2] == "0\n"
 
 
 # -- bodies and connections --------------------------------------------------------------------------
