@@ -279,10 +279,13 @@ class Engine:
             return self._engine(handle, sql, "TSVRaw", params).bytes().decode("utf-8", "replace")
 
         try:
-            return self.guard.judge(run, _statement_text(req.sql, stmt), role=req.role, read_only=req.read_only,
-                                    current_db=current_db, params=req.params)
+            verdict = self.guard.judge(run, _statement_text(req.sql, stmt), role=req.role, read_only=req.read_only,
+                                       current_db=current_db, params=req.params)
         except Refused as exc:
             raise QueryError.of(exc.code, exc.message) from None
+        if stmt.has_inline_data and verdict.kind != "InsertQuery":  # send_insert must get an INSERT
+            raise QueryError.of(62, "inline data follows a statement that is not an INSERT")
+        return verdict
 
     def _run_fresh(self, handle: Any, req: QueryRequest, stmt: Statement, query_id: str) -> QueryResult:
         if req.database:

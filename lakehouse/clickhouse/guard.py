@@ -11,12 +11,13 @@ of the same name or see through comments, quoting and nesting, so every request 
    table functions and where they stand, ``SETTINGS`` clauses, ``INTO OUTFILE``, ``FROM INFILE``). It
    refuses multi-statements, so a request is one statement (a trailing ``;`` is allowed).
 2. ``EXPLAIN AST``: the same parser's tree dump, which every statement supports. Statements the JSON
-   dump cannot serialize (DESCRIBE, EXISTS, SHOW CREATE, named collections) are judged on it alone;
-   for the others every function it lists must also be in the JSON dump (nothing hidden from step 3).
-3. The rules below, on both dumps. Anything not understood is refused: an allow-list of statement
-   kinds per account, of table functions, table and database engines; a deny-list of scalar
-   functions and settings that reach outside (the complete set of functions and settings is too large
-   and too version-dependent for an allow-list).
+   dump cannot serialize (DESCRIBE, EXISTS, SHOW CREATE, named collections) are judged on it alone,
+   strictly (no SETTINGS, no lake readers, the tree's shape checked); for the others it is a second,
+   independent listing the deny rules run on too, so a node the JSON dump left out is still seen.
+3. The rules below. Anything not understood is refused: allow-lists of statement kinds per account,
+   of table functions, table and database engines, of text-valued settings; deny-lists of scalar
+   functions and of other settings that reach outside (all functions and settings are too many and
+   too version-dependent for an allow-list).
 
 Both parses run on the handle that will execute the statement, with its settings in effect, and the
 settings that change the parser (``dialect``, ``implicit_select``, ...) can never be changed. Inline
@@ -36,7 +37,9 @@ Rules:
   (only MergeTree family, Memory, Log family, Null, Set, Join and views), database engines other than
   Atomic/Ordinary/Memory; dictionaries, backups, ``ATTACH``, ``SYSTEM``, ``KILL``, access control,
   SQL functions, ``ALTER ... FETCH/FREEZE``; ``system.named_collections`` (it holds the object store
-  keys); settings that read or write files, add SQL behind the parser's back or change the parser.
+  keys); settings that read or write files, reach the network, add SQL behind the parser's back
+  (``select``, ``filter``, ``additional_table_filters``), switch the database or change the parser;
+  ``SET param_<name>`` (parameters are checked from the request).
 - the lake readers dbt_dwh needs (writer, in a FROM only): ``icebergLocal('<path>')`` with a path
   inside the local warehouse, ``icebergS3(<collection>, url = '<object store>/<warehouse>/...')``
   with the platform's named collection; only ``SETTINGS iceberg_metadata_file_path`` besides.
@@ -212,10 +215,6 @@ class _Context:
     params: Mapping[str, str]
     functions: set[str] = field(default_factory=set)  # lower-case names seen in the JSON dump
 
-    @property
-    def may_write(self) -> bool:
-        return self.role == "writer" and not self.read_only
-
 
 #: ``run(sql, params) -> text``: runs a query on the handle that will execute the statement.
 Runner = Callable[[str, Mapping[str, str]], str]
@@ -224,13 +223,14 @@ Runner = Callable[[str, Mapping[str, str]], str]
 class SqlGuard:
     """Judges one statement for one account (see module docstring)."""
 
-    def __init__(self, policy: Policy, table_functions: Iterable[str] = (), setting_types: Mapping[str, str] = ()):
+    def __init__(self, policy: Policy, table_functions: Iterable[str] = (),
+                 setting_types: Mapping[str, str] | None = None):
         """``table_functions``: chdb's system.table_functions; ``setting_types``: name -> type of
         system.settings (text-valued settings need to be in :data:`SAFE_TEXT_SETTINGS`)."""
         self.policy = policy
         self.table_functions = {n.lower() for n in table_functions} | KNOWN_OUTSIDE_TABLE_FUNCTIONS
         self.table_functions |= SAFE_TABLE_FUNCTIONS | {ICEBERG_LOCAL, ICEBERG_S3}
-        self.text_settings = {n.lower() for n, t in dict(setting_types).items() if t in TEXT_SETTING_TYPES}
+        self.text_settings = {n.lower() for n, t in (setting_types or {}).items() if t in TEXT_SETTING_TYPES}
 
     # -- entry points ------------------------------------------------------------------------------
     def check_settings(self, names: Iterable[str]) -> None:

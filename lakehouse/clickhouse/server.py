@@ -212,7 +212,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 self._error(exc.status, exc.error, "")
                 return False
-        return super().handle_expect_100()
+        super().handle_expect_100()
+        self.wfile.flush()  # the response buffer would hold "100 Continue" while we wait for the body
+        return True
 
     # -- plumbing --------------------------------------------------------------------------------
     def version_string(self) -> str:

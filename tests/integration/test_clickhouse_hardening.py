@@ -398,6 +398,16 @@ def test_an_unauthenticated_body_is_refused_before_it_is_read(front) -> None:
     reply = s.recv(4096)
     s.close()
     assert reply.startswith(b"HTTP/1.1 401") and b"516" in reply, reply[:200]
+    # ... while an authenticated one is invited to send its body
+    auth = base64.b64encode(f"{front.ep.user}:{front.ep.password}".encode())
+    s = socket.create_connection((front.ep.host, front.ep.port), timeout=30)
+    s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nAuthorization: Basic " + auth
+              + b"\r\nContent-Length: 13\r\nExpect: 100-continue\r\n\r\n")
+    assert s.recv(4096) == b"HTTP/1.1 100 Continue\r\n\r\n"
+    s.sendall(b"SELECT 40 + 2")
+    reply = s.recv(4096)
+    s.close()
+    assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"\r\n\r\n42\n"), reply
     # a small unauthenticated body still gets a clean answer
     assert _raw(front.ep, "POST", "SELECT 1", auth=False)[:2] == (401, "516")
 
