@@ -338,11 +338,7 @@ class SqlGuard:
         elif kind == "TableIdentifier":
             self._check_table(_table_name(node, ctx), ctx)
         elif kind == "QueryParameter" and node.get("param_type") == "Identifier":
-            name = str(node.get("name"))
-            if name not in ctx.params:
-                raise Refused(ACCESS_DENIED, f"identifier parameter {{{name}:Identifier}} has no value in this "
-                                             "request")
-            self._check_table(ctx.params[name], ctx)
+            self._check_table(_param(node, ctx), ctx)  # wherever it stands, it may name a table
         elif kind == "CreateQuery":
             self._check_create(node, ctx)
         elif kind == "AlterCommand":
@@ -588,18 +584,22 @@ def _inside(path: str, root: Path, what: str) -> Path:
     return real
 
 
+def _param(node: dict, ctx: _Context) -> str:
+    name = str(node.get("name"))
+    if name not in ctx.params:
+        raise Refused(ACCESS_DENIED, f"identifier parameter {{{name}:Identifier}} has no value in this request")
+    return ctx.params[name]
+
+
 def _table_name(node: dict, ctx: _Context) -> str | tuple[str, str]:
-    for child in node.get("children") or []:
-        if isinstance(child, dict) and child.get("type") == "QueryParameter":
-            name = str(child.get("name"))
-            if name not in ctx.params:
-                raise Refused(ACCESS_DENIED, f"identifier parameter {{{name}:Identifier}} has no value in this "
-                                             "request")
-            return ctx.params[name]
+    """A TableIdentifier's ``(db, table)`` (or ``[db.]table`` text), its ``{x:Identifier}`` parameters
+    filled in from the request (they stand for the empty name parts, in order)."""
+    values = iter([_param(c, ctx) for c in node.get("children") or []
+                   if isinstance(c, dict) and c.get("type") == "QueryParameter"])
     parts = node.get("name_parts")
-    if isinstance(parts, list) and len(parts) == 2:
-        return str(parts[0]), str(parts[1])
-    return "", str(node.get("name", ""))
+    parts = [str(p) for p in parts] if isinstance(parts, list) and parts else [str(node.get("name", ""))]
+    filled = [p or next(values, "") for p in parts]
+    return (filled[0], filled[1]) if len(filled) == 2 else ".".join(filled)
 
 
 _LINE = re.compile(r"^( *)([A-Za-z][A-Za-z ]*?)(?: (.*?))?(?: \(children (\d+)\))?$")

@@ -276,8 +276,13 @@ def test_system_kill_dangerous_settings_and_named_collections(front) -> None:
                     "SELECT 1 WHERE ('lake_s3', map()) IN system.named_collections"):
             status, code, body = _raw(ep, "POST", sql)
             assert code == "497" and "topsecret" not in body, (ep.user, sql, body[:200])
-        status, code, body = _raw(ep, "POST", "SELECT * FROM named_collections", {"database": "system"})
-        assert code == "497" and "topsecret" not in body
+        for sql, params in [("SELECT * FROM named_collections", {"database": "system"}),
+                            ("SELECT * FROM {t:Identifier}", {"param_t": "system.named_collections"}),
+                            ("SELECT * FROM system.{t:Identifier}", {"param_t": "named_collections"}),
+                            ("SELECT * FROM {d:Identifier}.{t:Identifier}",
+                             {"param_d": "system", "param_t": "named_collections"})]:
+            status, code, body = _raw(ep, "POST", sql, params)
+            assert code == "497" and "topsecret" not in body, (ep.user, sql, params, body[:200])
     # ... nor pointed somewhere else
     assert _raw(front.ep, "POST", "DROP NAMED COLLECTION lake_s3")[0] == 200
     evil = "CREATE NAMED COLLECTION lake_s3 AS access_key_id = 'k', secret_access_key = 's', url = 'http://x/'"
