@@ -102,6 +102,18 @@ class ClickHouseConfig(_Service):
     user: str = Field("lakehouse", min_length=1)
     password: str = ""
     database: str = Field("marts", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    dashboard_user: str = Field("dashboard", min_length=1)
+    dashboard_password: str = ""
+    max_body_mb: int = Field(128, ge=1)
+    max_decompressed_body_mb: int = Field(512, ge=1)
+    max_connections: int = Field(32, ge=1, le=4096)
+    keep_alive_timeout_seconds: float = Field(10, gt=0)
+
+    @model_validator(mode="after")
+    def _distinct_accounts(self) -> ClickHouseConfig:
+        if self.dashboard_user == self.user:
+            raise ValueError(f"dashboard_user must differ from user ('{self.user}'): they are two accounts")
+        return self
 
 
 class MlflowConfig(_Service):
@@ -251,6 +263,7 @@ GENERATED_SECRETS: dict[tuple[str, str], Any] = {
     ("catalog", "token_secret"): lambda: secrets.token_urlsafe(32),
     ("catalog", "platform_secret"): lambda: secrets.token_urlsafe(24),
     ("clickhouse", "password"): lambda: secrets.token_urlsafe(18),
+    ("clickhouse", "dashboard_password"): lambda: secrets.token_urlsafe(18),
     ("airflow", "admin_password"): lambda: secrets.token_urlsafe(12),
     ("superset", "admin_password"): lambda: secrets.token_urlsafe(12),
     ("superset", "secret_key"): lambda: secrets.token_urlsafe(42),

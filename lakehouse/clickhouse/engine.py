@@ -4,7 +4,8 @@ chdb hosts one engine per process, but any number of connection handles on it, a
 (``SET``, ``USE``, temporary tables) belongs to a handle. So:
 
 - a request with ``session_id`` runs on that session's own handle (created on first use, closed
-  after ``session_timeout`` seconds idle); ``SET``/``USE`` statements persist there;
+  after ``session_timeout`` seconds idle); ``SET``/``USE`` statements persist there; sessions belong
+  to their user (the same id sent by another account is another session);
 - a request without a session runs on a fresh handle that is closed afterwards (opening one costs
   ~0.1 ms), so nothing it sets can leak to anyone;
 - settings and ``database`` given as URL parameters apply to that one request only: on a session
@@ -13,7 +14,13 @@ chdb hosts one engine per process, but any number of connection handles on it, a
   pays for the ``SET`` once);
 - every engine call happens under one process-wide lock (the engine is shared state), held only
   while chdb works: request bodies are read before and responses written after, so a slow or
-  vanished client never blocks others.
+  vanished client never blocks others;
+- every statement is judged by :mod:`lakehouse.clickhouse.guard` on the handle that runs it, after
+  the request's database and settings are in effect and before it runs; client handles are opened
+  with :data:`~lakehouse.clickhouse.guard.HANDLE_SETTINGS`. An INSERT's inline data (``FORMAT <fmt>``
+  or ``VALUES``) is never part of the statement chdb parses: the statement goes to
+  ``send_insert`` and the data is streamed as data, so it can hold neither a second statement nor
+  an expression.
 """
 
 from __future__ import annotations
@@ -29,8 +36,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
-from lakehouse.clickhouse.statements import Statement, analyze, parse_use
+from lakehouse.clickhouse.guard import HANDLE_SETTINGS, Policy, Refused, Role, SqlGuard, Verdict
+from lakehouse.clickhouse.statements import Statement, analyze
 
 DEFAULT_SESSION_TIMEOUT = 60.0
 MAX_SESSION_TIMEOUT = 3600.0
@@ -41,8 +50,9 @@ _NESTED_RE = re.compile(r"^Code: (\d+)\. DB::Exception: (?=Code: \1\. )")
 _SETTING_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ERROR_NAMES = {
     1: "UNSUPPORTED_METHOD", 27: "CANNOT_PARSE_INPUT_ASSERTION_FAILED", 33: "CANNOT_READ_ALL_DATA",
-    48: "NOT_IMPLEMENTED", 62: "SYNTAX_ERROR", 516: "AUTHENTICATION_FAILED", 115: "UNKNOWN_SETTING", 164: "READONLY",
-    372: "SESSION_NOT_FOUND", 373: "SESSION_IS_LOCKED", 1001: "STD_EXCEPTION",
+    36: "BAD_ARGUMENTS", 48: "NOT_IMPLEMENTED", 62: "SYNTAX_ERROR", 516: "AUTHENTICATION_FAILED",
+    115: "UNKNOWN_SETTING", 164: "READONLY", 372: "SESSION_NOT_FOUND", 373: "SESSION_IS_LOCKED",
+    392: "QUERY_IS_TOO_LARGE", 497: "ACCESS_DENIED", 1001: "STD_EXCEPTION",
 }
 
 
@@ -89,6 +99,12 @@ class QueryRequest:
     query_id: str = ""
     default_format: str = "TabSeparated"
     read_only: bool = False
+    role: Role = "reader"  # the authenticated account's role (see guard.py)
+    user: str = ""  # the authenticated account (sessions belong to it)
+
+    @property
+    def session_key(self) -> str:
+        return f"{self.user}\x00{self.session_id}"
 
 
 @dataclass
@@ -131,12 +147,15 @@ def _ident(name: str) -> str:
 class Engine:
     """chdb on one data path, shared by every client of the front (see module docstring)."""
 
-    def __init__(self, path: Path | str, databases: tuple[str, ...] = ()):
+    def __init__(self, path: Path | str, databases: tuple[str, ...] = (), policy: Policy | None = None):
         import chdb
 
         self._chdb = chdb
         Path(path).mkdir(parents=True, exist_ok=True)
         self.path = os.path.realpath(path)
+        if "?" in self.path:
+            raise RuntimeError(f"the chdb data path {self.path} may not contain '?'")
+        self._dsn = f"file:{self.path}?{urlencode(HANDLE_SETTINGS)}"  # client handles: hardened settings
         self._lock = threading.Lock()
         self._sessions: dict[str, _Session] = {}
         self._sessions_lock = threading.Lock()
@@ -152,6 +171,10 @@ class Engine:
         self.version, self.timezone = row.split("\t")
         for db in databases:
             self._root.query(f"CREATE DATABASE IF NOT EXISTS {_ident(db)}", "TabSeparated")
+        table_functions = self._root.query("SELECT name FROM system.table_functions", "TSVRaw").bytes().decode()
+        settings = self._root.query("SELECT name, type FROM system.settings", "TSVRaw").bytes().decode()
+        self.guard = SqlGuard(policy or Policy(databases[0] if databases else "default"), table_functions.split(),
+                              dict(line.split("\t", 1) for line in settings.splitlines() if "\t" in line))
 
     # -- public ---------------------------------------------------------------------------------
     def execute(self, req: QueryRequest) -> QueryResult:
@@ -159,17 +182,16 @@ class Engine:
         stmt = analyze(req.sql)
         if stmt.is_empty:
             raise QueryError.of(62, "Empty query")
-        if req.read_only and not stmt.is_read_only:
-            raise QueryError.of(
-                164, "Cannot execute query in readonly mode. For queries over HTTP, method GET implies readonly. "
-                "You should use method POST for modifying queries"
-            )
+        try:
+            self.guard.check_settings(req.settings)
+        except Refused as exc:
+            raise QueryError.of(exc.code, exc.message) from None
         query_id = req.query_id or str(uuid.uuid4())
         self._expire_sessions()
         if not req.session_id:
             with self._lock:
                 self._check_open()
-                handle = self._chdb.connect(self.path)
+                handle = self._chdb.connect(self._dsn)
                 try:
                     return self._run_fresh(handle, req, stmt, query_id)
                 finally:
@@ -178,7 +200,7 @@ class Engine:
             session = self._session(req)
             if not session.lock.acquire(timeout=SESSION_LOCK_WAIT):
                 raise QueryError.of(373, f"Session {req.session_id} is locked by a concurrent client")
-            if self._sessions.get(req.session_id) is session:
+            if self._sessions.get(req.session_key) is session:
                 break
             session.lock.release()  # it expired while we waited: start a new one
         try:
@@ -190,8 +212,8 @@ class Engine:
             session.lock.release()
 
     def query(self, sql: str, fmt: str = "TabSeparated") -> bytes:
-        """Run one statement on a fresh handle (administrative helper)."""
-        return self.execute(QueryRequest(sql.encode(), default_format=fmt)).body
+        """Run one statement on a fresh handle as the writer (administrative helper)."""
+        return self.execute(QueryRequest(sql.encode(), default_format=fmt, role="writer")).body
 
     def close(self) -> None:
         """Close every handle; the engine is released when the last one closes."""
@@ -216,11 +238,11 @@ class Engine:
     def _session(self, req: QueryRequest) -> _Session:
         timeout = min(max(req.session_timeout, 1.0), MAX_SESSION_TIMEOUT)
         with self._sessions_lock:
-            s = self._sessions.get(req.session_id)
+            s = self._sessions.get(req.session_key)
             if s is None:
                 if req.session_check:
                     raise QueryError.of(372, f"Session {req.session_id} not found")
-                s = self._sessions[req.session_id] = _Session(None, timeout)  # handle opened on first query
+                s = self._sessions[req.session_key] = _Session(None, timeout)  # handle opened on first query
             s.timeout = timeout
             s.touch()
             return s
@@ -251,15 +273,30 @@ class Engine:
             clause = ", ".join(f"{_check_setting_name(k)} = {_quote(v)}" for k, v in settings.items())
             self._engine(handle, f"SET {clause}")
 
+    def _judge(self, handle: Any, req: QueryRequest, stmt: Statement, current_db: str) -> Verdict:
+        """The guard's verdict on the statement, parsed on ``handle`` (QueryError when refused)."""
+        def run(sql: str, params) -> str:
+            return self._engine(handle, sql, "TSVRaw", params).bytes().decode("utf-8", "replace")
+
+        try:
+            verdict = self.guard.judge(run, _statement_text(req.sql, stmt), role=req.role, read_only=req.read_only,
+                                       current_db=current_db, params=req.params)
+        except Refused as exc:
+            raise QueryError.of(exc.code, exc.message) from None
+        if stmt.has_inline_data and verdict.kind != "InsertQuery":  # send_insert must get an INSERT
+            raise QueryError.of(62, "inline data follows a statement that is not an INSERT")
+        return verdict
+
     def _run_fresh(self, handle: Any, req: QueryRequest, stmt: Statement, query_id: str) -> QueryResult:
         if req.database:
             self._engine(handle, f"USE {_ident(req.database)}")
         self._set(handle, req.settings)
+        self._judge(handle, req, stmt, req.database or "default")
         return self._run(handle, req, stmt, query_id)
 
     def _run_in_session(self, s: _Session, req: QueryRequest, stmt: Statement, query_id: str) -> QueryResult:
         if s.handle is None:
-            s.handle = self._chdb.connect(self.path)
+            s.handle = self._chdb.connect(self._dsn)
         wanted_db = req.database or s.own_db
         if wanted_db and wanted_db != s.current_db:
             self._engine(s.handle, f"USE {_ident(wanted_db)}")
@@ -272,11 +309,11 @@ class Engine:
             self._reconcile(s, {})
         else:
             self._reconcile(s, req.settings)
+        verdict = self._judge(s.handle, req, stmt, s.current_db or "default")
         result = self._run(s.handle, req, stmt, query_id)
-        if stmt.kind == "USE":
-            db = parse_use(req.sql.decode("utf-8", "replace"))
+        if verdict.kind == "UseQuery":
             current = self._engine(s.handle, "SELECT currentDatabase()").bytes().decode().strip()
-            s.own_db = s.current_db = current or db
+            s.own_db = s.current_db = current or s.current_db
         return result
 
     def _reconcile(self, s: _Session, wanted: Mapping[str, str]) -> None:
@@ -319,7 +356,7 @@ class Engine:
     def _run(self, handle: Any, req: QueryRequest, stmt: Statement, query_id: str) -> QueryResult:
         t0 = time.perf_counter_ns()
         if stmt.has_inline_data:
-            prefix = req.sql[: stmt.insert_prefix_end].decode("utf-8", "replace")
+            prefix = _decode_sql(req.sql[: stmt.insert_prefix_end])
             data = req.sql[stmt.data_start:]
             try:
                 inserter = handle.send_insert(prefix, stmt.insert_format)
@@ -336,7 +373,7 @@ class Engine:
             summary = _summary(written=(res.rows_written, res.bytes_written), elapsed_ns=time.perf_counter_ns() - t0)
             return QueryResult(b"", None, summary, query_id)
         fmt = stmt.output_format or req.default_format or "TabSeparated"
-        res = self._engine(handle, req.sql, fmt, req.params)
+        res = self._engine(handle, _decode_sql(req.sql), fmt, req.params)
         body = res.bytes() or b""
         summary = _summary(
             read=(res.storage_rows_read(), res.storage_bytes_read()),
@@ -346,6 +383,22 @@ class Engine:
         )
         returns = stmt.returns_rows or bool(body)
         return QueryResult(body, fmt if returns else None, summary, query_id)
+
+
+def _decode_sql(sql: bytes) -> str:
+    """The statement text: UTF-8 only, so the text the guard judges is exactly the text chdb runs."""
+    try:
+        return sql.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise QueryError.of(36, f"the query text is not valid UTF-8 (byte {exc.start})") from None
+
+
+def _statement_text(sql: bytes, stmt: Statement) -> str:
+    """What chdb will parse: the whole SQL, or for an INSERT with inline data the statement that
+    ``send_insert`` runs (the data itself is never parsed as SQL)."""
+    if stmt.has_inline_data:
+        return f"{_decode_sql(sql[: stmt.insert_prefix_end]).rstrip()} FORMAT {stmt.insert_format}"
+    return _decode_sql(sql)
 
 
 def _summary(read=(0, 0), written=(0, 0), result=(0, 0), elapsed_ns: int = 0) -> dict[str, str]:

@@ -2,12 +2,15 @@
 
 - :func:`serve` — the long-running front (``lakehouse clickhouse serve``, the ``clickhouse`` service);
 - :func:`endpoint` — a context manager yielding the URL of a front to talk to: the running service
-  when there is one, otherwise a temporary front on a free loopback port (a subprocess by default,
-  so the chdb data path is not left open in the caller's process);
+  when there is one, otherwise a temporary front on a free loopback port (a subprocess, so the chdb
+  data path is not left open in the caller's process, and chdb's files root is its working directory);
 - :func:`http_client` / :func:`embedded_client` — clickhouse-connect clients over HTTP or on chdb
   in-process (``chdb:///<path>``; only when no other process holds the data path).
 
 Only one process may open ``cfg.chdb_path``: the service, or one temporary front, or an embedded client.
+
+The front serves two accounts from ``[clickhouse]``: the writer (``user``; dbt, the platform) and the
+read-only ``dashboard_user`` (Superset); what each may run is decided in guard.py.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -48,28 +51,59 @@ class Endpoint:
         return f"http://{self.host}:{self.port}"
 
 
-def files_root(cfg: Config) -> Path:
-    """The directory chdb may read files from (icebergLocal): the local warehouse, else the state dir.
+def dashboard_endpoint(ep: Endpoint, cfg: Config) -> Endpoint:
+    """``ep`` with the read-only dashboard account's credentials."""
+    return replace(ep, user=cfg.clickhouse.dashboard_user, password=cfg.clickhouse.dashboard_password)
 
-    chdb's ``user_files_path`` is the process working directory, so the front runs there.
-    """
+
+def local_warehouse(cfg: Config) -> Path | None:
+    """The local warehouse directory (file:// warehouse), else None."""
     uri = cfg.warehouse_uri
-    if uri.startswith("file://"):
-        root = Path(unquote(urlparse(uri).path))
-        root.mkdir(parents=True, exist_ok=True)
-        return root
-    return cfg.home
+    return Path(unquote(urlparse(uri).path)) if uri.startswith("file://") else None
+
+
+def files_root(cfg: Config) -> Path:
+    """The directory chdb may read files from (icebergLocal): the local warehouse, else an empty folder.
+
+    chdb's ``user_files_path`` is the process working directory, so the front runs there. It never holds
+    the state dir or secrets.json: a warehouse that contains the state dir is refused.
+    """
+    root = local_warehouse(cfg)
+    if root is None:
+        root = cfg.path("clickhouse", "files")
+    root.mkdir(parents=True, exist_ok=True)
+    real, home = root.resolve(), cfg.home.resolve()
+    if real == home or real in home.parents:
+        raise RuntimeError(
+            f"the warehouse {real} contains the state dir {home} (secrets.json): chdb may read every file under "
+            "its files root, so set [catalog] warehouse or LAKEHOUSE_HOME so that they do not overlap"
+        )
+    return root
+
+
+def guard_policy(cfg: Config):
+    """What the platform's own lake readers may reach (see guard.py)."""
+    from lakehouse.clickhouse.guard import Policy
+
+    uri = cfg.warehouse_uri
+    s3_prefix = None
+    if uri.startswith(("s3://", "s3a://")):
+        s3_prefix = f"{cfg.s3_endpoint.rstrip('/')}/{uri.split('://', 1)[1].strip('/')}/"
+    return Policy(cfg.clickhouse.database, local_warehouse=local_warehouse(cfg), s3_url_prefix=s3_prefix)
 
 
 def build_server(cfg: Config, host: str | None = None, port: int | None = None):
     """A :class:`FrontServer` on ``cfg.chdb_path`` (opens the engine; raises if the path is locked)."""
     from lakehouse.clickhouse.engine import Engine
-    from lakehouse.clickhouse.server import FrontServer
+    from lakehouse.clickhouse.server import Account, FrontServer, Limits
 
     ch = cfg.clickhouse
-    engine = Engine(cfg.chdb_path, databases=(ch.database,))
+    accounts = {ch.user: Account(ch.password, "writer"), ch.dashboard_user: Account(ch.dashboard_password, "reader")}
+    limits = Limits(max_body_bytes=ch.max_body_mb << 20, max_decoded_bytes=ch.max_decompressed_body_mb << 20,
+                    max_connections=ch.max_connections, keep_alive_timeout=ch.keep_alive_timeout_seconds)
+    engine = Engine(cfg.chdb_path, databases=(ch.database,), policy=guard_policy(cfg))
     try:
-        return FrontServer((host or ch.host, ch.port if port is None else port), engine, ch.user, ch.password)
+        return FrontServer((host or ch.host, ch.port if port is None else port), engine, accounts, limits)
     except Exception:
         engine.close()
         raise
@@ -77,7 +111,7 @@ def build_server(cfg: Config, host: str | None = None, port: int | None = None):
 
 def serve(cfg: Config, host: str | None = None, port: int | None = None, echo=print) -> None:
     """Serve the front until SIGTERM/SIGINT (runs in the files root, see :func:`files_root`)."""
-    os.chdir(files_root(cfg))
+    os.chdir(files_root(cfg))  # before chdb starts: its files root is the working directory
     server = build_server(cfg, host, port)
     stop = threading.Event()
 
@@ -123,43 +157,30 @@ def service_running(cfg: Config) -> bool:
 
 
 def front_env(cfg: Config) -> dict[str, str]:
-    """Environment giving a child front the same state dir, credentials, database and warehouse as ``cfg``."""
-    ch = cfg.clickhouse
+    """Environment giving a child front the same state dir, [clickhouse] section (accounts, database,
+    limits), warehouse and object store address as ``cfg``."""
     env = {
         "LAKEHOUSE_HOME": str(cfg.home),
         "LAKEHOUSE_GENERAL__MODE": cfg.mode,
-        "LAKEHOUSE_CLICKHOUSE__USER": ch.user,
-        "LAKEHOUSE_CLICKHOUSE__PASSWORD": ch.password,
-        "LAKEHOUSE_CLICKHOUSE__DATABASE": ch.database,
         "LAKEHOUSE_CATALOG__WAREHOUSE": cfg.warehouse_uri,
+        "LAKEHOUSE_OBJECTSTORE__HOST": cfg.objectstore.host,
+        "LAKEHOUSE_OBJECTSTORE__PORT": str(cfg.objectstore.port),
     }
+    for key, value in cfg.clickhouse.model_dump().items():
+        env[f"LAKEHOUSE_CLICKHOUSE__{key.upper()}"] = str(value)
     if cfg.config_file:
         env["LAKEHOUSE_CONFIG"] = str(cfg.config_file)
     return env
 
 
 @contextlib.contextmanager
-def temporary_front(cfg: Config, in_process: bool = False) -> Iterator[Endpoint]:
-    """A front on a free loopback port for the duration of the block.
-
-    ``in_process=True`` serves from a thread of this process (chdb stays loaded here afterwards, and
-    icebergLocal reads need the warehouse inside the current directory); the default runs
-    ``lakehouse clickhouse serve`` as a child process in the files root.
-    """
+def temporary_front(cfg: Config) -> Iterator[Endpoint]:
+    """A front on a free loopback port for the duration of the block: ``lakehouse clickhouse serve`` as a
+    child process, in the files root (a front in this process would have the caller's working directory,
+    whatever it holds, as chdb's files root)."""
     ch = cfg.clickhouse
     host = "127.0.0.1"
-    if in_process:
-        from lakehouse.clickhouse.server import start_in_thread
-
-        server = build_server(cfg, host, 0)
-        start_in_thread(server)
-        try:
-            yield Endpoint(host, server.server_address[1], ch.user, ch.password, ch.database, temporary=True)
-        finally:
-            server.shutdown()
-            server.server_close()
-            server.engine.close()
-        return
+    files_root(cfg)  # refuse an unsafe warehouse here, with the reason, rather than in the child's log
     port = free_port(host)
     logfile = cfg.logs_dir / "clickhouse-temporary.log"
     env = {**os.environ, **cfg.telemetry_env, **front_env(cfg)}
@@ -205,14 +226,14 @@ def configured_front_answers(cfg: Config) -> bool:
 
 
 @contextlib.contextmanager
-def endpoint(cfg: Config, in_process: bool = False) -> Iterator[Endpoint]:
+def endpoint(cfg: Config) -> Iterator[Endpoint]:
     """The running front on the configured port (the ``clickhouse`` service or a foreground
-    ``lakehouse clickhouse serve``), else a temporary front for the block."""
+    ``lakehouse clickhouse serve``), else a temporary front for the block (writer credentials)."""
     ch = cfg.clickhouse
     if service_running(cfg) or configured_front_answers(cfg):
         yield Endpoint(ch.host, ch.port, ch.user, ch.password, ch.database)
         return
-    with temporary_front(cfg, in_process=in_process) as ep:
+    with temporary_front(cfg) as ep:
         yield ep
 
 

@@ -1,11 +1,14 @@
 """Just enough SQL lexing to serve ClickHouse's HTTP protocol in front of chdb.
 
-The front must know, without a full parser: the statement's kind (does it return a result set,
-is it read-only), the output ``FORMAT`` a query names, and for ``INSERT ... FORMAT <fmt>`` where the
+The front must know, without a full parser: the statement's kind (does it return a result set), the
+output ``FORMAT`` a query names, and for ``INSERT ... FORMAT <fmt>`` / ``INSERT ... VALUES`` where the
 inline data begins (ClickHouse rule: after the first newline that follows the format name, or after
-the whitespace when there is no newline). The lexer skips strings, quoted identifiers and comments,
-and tracks parenthesis depth so a ``format(...)`` call or a column named ``format`` is not mistaken
-for the clause.
+the whitespace when there is no newline; ``VALUES`` rows right after the keyword). The lexer skips
+strings, quoted identifiers and comments, and tracks parenthesis depth so a ``format(...)`` call or a
+column named ``format`` is not mistaken for the clause.
+
+Nothing here decides what a statement may do: that is guard.py's job, with ClickHouse's own parser.
+Where this lexer splits an INSERT only decides which part chdb gets as the statement and which as data.
 """
 
 from __future__ import annotations
@@ -18,8 +21,6 @@ _SPACE = " \t\r\n\f\v"
 
 #: Statement kinds whose response is a result set (clients read ``X-ClickHouse-Format``).
 RESULT_KINDS = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXISTS", "EXPLAIN", "CHECK", "VALUES", "("})
-#: Statement kinds allowed on a read-only (HTTP GET) request.
-READ_ONLY_KINDS = RESULT_KINDS | {"SET", "USE"}
 
 
 @dataclass(frozen=True)
@@ -48,10 +49,6 @@ class Statement:
     @property
     def returns_rows(self) -> bool:
         return self.kind in RESULT_KINDS
-
-    @property
-    def is_read_only(self) -> bool:
-        return self.kind in READ_ONLY_KINDS
 
     @property
     def has_inline_data(self) -> bool:
@@ -174,15 +171,16 @@ def _analyze_insert(text: str, kind: str) -> Statement:
     for tok in toks:
         if tok.depth == 0 and tok.kind == "word":
             upper = tok.text.upper()
-            if upper in ("SELECT", "WITH", "VALUES") and (prev is None or prev.text != "."):
+            qualified = prev is not None and prev.text == "."
+            if upper in ("SELECT", "WITH") and not qualified:
                 return Statement(kind)
+            if upper == "VALUES" and not qualified and (prev is None or prev.text.upper() not in _NAME_BEFORE):
+                return Statement(kind, insert_format="Values", insert_prefix_end=tok.start, data_start=tok.end)
             if upper == "FORMAT":
                 name = next(toks, None)
                 if name is None or name.kind not in ("word", "quoted"):
                     return Statement(kind)
                 fmt = name.text.strip("`\"")
-                if fmt.upper() == "VALUES":
-                    return Statement(kind)
                 return Statement(
                     kind, insert_format=fmt, insert_prefix_end=tok.start, data_start=_data_start(text, name.end)
                 )
@@ -190,9 +188,5 @@ def _analyze_insert(text: str, kind: str) -> Statement:
     return Statement(kind)
 
 
-def parse_use(sql: str) -> str | None:
-    """The database named by a ``USE db`` statement (unquoted), or None."""
-    toks = [t for t in tokens(sql) if t.text != ";"]
-    if len(toks) == 2 and toks[0].text.upper() == "USE":
-        return toks[1].text.strip("`\"")
-    return None
+#: Words after which VALUES is a table name (``INSERT INTO values ...``), not the data clause.
+_NAME_BEFORE = frozenset({"INTO", "TABLE", "FUNCTION"})

@@ -27,6 +27,7 @@ from urllib.parse import unquote, urlparse
 
 from rich.console import Console
 
+from lakehouse.clickhouse.guard import LAKE_S3_COLLECTION
 from lakehouse.config import PACKAGE_ROOT, Config
 from lakehouse.contracts import contract
 from lakehouse.pipeline import graph
@@ -42,7 +43,7 @@ MARTS = (
     "mart_daily_prices", "mart_weekly_summary", "mart_latest_forecast", "mart_forecast_vs_actual",
     "mart_model_leaderboard",
 )
-S3_COLLECTION = "lake_s3"
+S3_COLLECTION = LAKE_S3_COLLECTION  # the only named collection the front lets the writer create
 PASSWORD_ENV = "DBT_ENV_SECRET_LAKEHOUSE_DWH_PASSWORD"  # DBT_ENV_SECRET_* values are scrubbed from dbt logs
 
 

@@ -64,8 +64,14 @@ def test_statement_analysis() -> None:
     s = analyze(b"INSERT INTO t FORMAT TSV 1\t2")
     assert b"INSERT INTO t FORMAT TSV 1\t2"[s.data_start:] == b"1\t2"
     assert not analyze("INSERT INTO t SELECT * FROM format(CSV, 'a')").has_inline_data
-    assert not analyze("INSERT INTO t VALUES (1)").has_inline_data
-    assert not analyze("INSERT INTO t FORMAT Values (1)").has_inline_data
+    # VALUES rows are inline data too: chdb gets them as data, never as SQL
+    sql = b"INSERT INTO t (a) VALUES (1), ('x; DROP TABLE t')"
+    s = analyze(sql)
+    assert s.has_inline_data and s.insert_format == "Values"
+    assert sql[: s.insert_prefix_end].rstrip() == b"INSERT INTO t (a)"
+    assert sql[s.data_start:] == b" (1), ('x; DROP TABLE t')"
+    assert analyze("INSERT INTO t FORMAT Values (1)").insert_format == "Values"
+    assert not analyze("INSERT INTO `values` SELECT 1").has_inline_data
 
 
 def test_orphaned_temporary_front_exits_and_frees_the_data_path(lh_env, cfg) -> None:
