@@ -72,8 +72,7 @@ def s3_stack(tmp_path_factory):
     from lakehouse.services.supervisor import down, up
 
     home = tmp_path_factory.mktemp("s3stack")
-    # auth off explicitly (these tests are about the engines; auth has its own tests): the catalog on loopback
-    env = {**isolated_env(home / "home"), "LAKEHOUSE_GENERAL__MODE": "services", "LAKEHOUSE_CATALOG__AUTH": "false"}
+    env = {**isolated_env(home / "home"), "LAKEHOUSE_GENERAL__MODE": "services"}
     with applied_env(env) as cfg:
         assert cfg.warehouse_uri.startswith("s3://")
         try:
