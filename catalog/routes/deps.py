@@ -66,7 +66,8 @@ class StorageAccess:
     credentials: list[dict[str, Any]]
 
 
-async def _storage(request: Request, ctx: Ctx) -> StorageAccess:
+async def _storage(request: Request) -> StorageAccess:
+    ctx: CatalogContext = request.app.state.catalog
     if ctx.auth.enabled and not request.scope.get("state", {}).get("principal"):
         return StorageAccess({}, [])
     return StorageAccess(ctx.storage, ctx.storage_credentials)
