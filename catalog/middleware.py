@@ -66,17 +66,25 @@ class CatalogMiddleware:
         rid = (headers.get("x-request-id") or "")[:64] or uuid.uuid4().hex[:16]
         started = time.perf_counter()
         status_holder = [0]
+        path = scope["path"]
+
+        def log_request() -> None:
+            if self.log_requests:
+                access_log.info(json.dumps({
+                    "event": "request", "method": scope["method"], "path": path,
+                    "status": status_holder[0], "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                }))
 
         async def send_wrapper(message) -> None:  # noqa: ANN001
             if message["type"] == "http.response.start":
                 status_holder[0] = message["status"]
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", rid.encode("latin-1", "replace"))]
+                log_request()  # before the client can have the answer: its log line is there when it looks
             await send(message)
 
         scope.setdefault("state", {})["request_id"] = rid
         token = request_id.set(rid)
-        path = scope["path"]
         try:
             try:
                 self._check(scope, headers)
@@ -90,11 +98,8 @@ class CatalogMiddleware:
                 if body is not None:
                     await self._call_app(scope, body, receive, send_wrapper, status_holder)
         finally:
-            if self.log_requests:
-                access_log.info(json.dumps({
-                    "event": "request", "method": scope["method"], "path": path,
-                    "status": status_holder[0], "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                }))
+            if status_holder[0] == 0:
+                log_request()  # no answer was started (the client left)
             request_id.reset(token)
 
     async def _call_app(self, scope, body: bytes, receive, send, status_holder: list[int]) -> None:  # noqa: ANN001
