@@ -87,3 +87,11 @@ class ServiceUnavailable(CatalogError):
 
 class CommitStateUnknown(CatalogError):
     status, type = 500, "CommitStateUnknownException"
+
+
+class PayloadTooLarge(CatalogError):
+    status, type = 413, "PayloadTooLargeException"
+
+
+class UnsupportedMediaType(CatalogError):
+    status, type = 415, "UnsupportedMediaTypeException"

@@ -59,24 +59,22 @@ class MetadataFiles:
             return fio
 
     def read(self, location: str) -> LoadedMetadata:
-        """Parse the metadata file at ``location`` (cached)."""
+        """Parse the metadata file at ``location`` (cached).
+
+        A file that is not table metadata is a 400 that names the location only: the message never
+        quotes the file (a parse error of pydantic or json would echo its content).
+        """
         with self._lock:
             hit = self._cache.get(location)
             if hit is not None:
                 self._cache.move_to_end(location)
                 return hit
-        try:
-            with self.io(location).new_input(location).open() as f:
-                data = f.read()
-        except FileNotFoundError as exc:
-            raise NotFound(f"Metadata file does not exist: {location}") from exc
-        if location.endswith(".gz.metadata.json") or data[:2] == b"\x1f\x8b":
-            data = gzip.decompress(data)
+        data = self._read_bytes(location)
         try:
             doc = json.loads(data)
             metadata = TableMetadataUtil.parse_obj(doc)
         except Exception as exc:  # noqa: BLE001 - any parse failure is a bad metadata file
-            raise BadRequest(f"Invalid table metadata file {location}: {exc}") from exc
+            raise BadRequest(f"{location} is not a valid Iceberg table metadata file") from exc
         extras = {k: doc[k] for k in EXTRA_FIELDS if k in doc}
         loaded = LoadedMetadata(location, metadata, data, extras)
         self._remember(loaded)
@@ -103,19 +101,29 @@ class MetadataFiles:
         self._remember(loaded)
         return loaded
 
-    def read_json(self, location: str) -> dict[str, Any]:
-        """A JSON document (e.g. view metadata), uncached."""
+    def _read_bytes(self, location: str) -> bytes:
+        """The (decompressed) bytes of a metadata file; 404 when missing, 400 when unreadable."""
         try:
             with self.io(location).new_input(location).open() as f:
                 data = f.read()
+            if data[:2] == b"\x1f\x8b":
+                data = gzip.decompress(data)
         except FileNotFoundError as exc:
             raise NotFound(f"Metadata file does not exist: {location}") from exc
-        if data[:2] == b"\x1f\x8b":
-            data = gzip.decompress(data)
+        except (OSError, EOFError, ValueError) as exc:
+            raise BadRequest(f"Metadata file {location} cannot be read") from exc
+        return data
+
+    def read_json(self, location: str) -> dict[str, Any]:
+        """A JSON object (e.g. view metadata), uncached; the error never quotes the file."""
+        data = self._read_bytes(location)
         try:
-            return json.loads(data)
+            doc = json.loads(data)
         except ValueError as exc:
-            raise BadRequest(f"Invalid metadata file {location}: {exc}") from exc
+            raise BadRequest(f"{location} is not a valid metadata file (not JSON)") from exc
+        if not isinstance(doc, dict):
+            raise BadRequest(f"{location} is not a valid metadata file (not a JSON object)")
+        return doc
 
     def write_json(self, location: str, doc: dict[str, Any]) -> None:
         """Write a new JSON document (never overwrites)."""

@@ -1,7 +1,13 @@
-"""Running the catalog: as a service (``lakehouse catalog serve``) or in-process in a background thread."""
+"""Running the catalog: as a service (``lakehouse catalog serve``) or in-process in a background thread.
+
+Without auth the catalog answers anyone who can reach it, including the object store's keys in
+``/v1/config``: so it only listens on loopback addresses unless ``[catalog] auth`` is on
+(:func:`check_bind`). Connections (``max_connections``) and worker threads are bounded.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import socket
@@ -57,14 +63,48 @@ def app_from_config(cfg: Config, db_url: str | None = None, warehouse_uri: str |
     from catalog.app import create_app
 
     warehouse = (warehouse_uri or cfg.warehouse_uri).rstrip("/")
-    return create_app(
+    app = create_app(
         db_url or cfg.catalog_db_url,
         warehouse,
         warehouse_name=cfg.catalog.warehouse_name,
         storage_properties=storage_properties(cfg, warehouse),
         auth=auth_from_config(cfg),
         log_requests=log_requests,
+        max_body_bytes=cfg.catalog.max_body_bytes,
+        worker_threads=cfg.catalog.worker_threads,
     )
+    app.state.max_connections = cfg.catalog.max_connections  # read by serve() and BackgroundServer
+    return app
+
+
+class UnsafeBind(ValueError):
+    """Refusal to serve an auth-off catalog on a non-loopback address."""
+
+
+def is_loopback(host: str) -> bool:
+    """True when every address ``host`` resolves to is a loopback address (127.0.0.0/8, ::1)."""
+    if not host:
+        return False  # "" binds every interface
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in infos)
+
+
+def check_bind(host: str, auth_enabled: bool) -> None:
+    """Raise :class:`UnsafeBind` for a non-loopback address while auth is off."""
+    if not auth_enabled and not is_loopback(host):
+        raise UnsafeBind(
+            f"refusing to serve the catalog on {host or 'all interfaces'!r} with authentication off: anyone who "
+            "can reach it could change every table and read the object store's keys. Bind a loopback address "
+            "(catalog.host = \"127.0.0.1\") or turn auth on (LAKEHOUSE_CATALOG__AUTH=true, see [catalog] in "
+            "lakehouse.toml)."
+        )
 
 
 class JsonFormatter(logging.Formatter):
@@ -79,7 +119,7 @@ class JsonFormatter(logging.Formatter):
                 body = {"message": msg}
         else:
             body = {"message": msg}
-        from catalog.app import request_id
+        from catalog.middleware import request_id
 
         out = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
                "level": record.levelname, "logger": record.name}
@@ -109,21 +149,28 @@ def warm_up(app: FastAPI) -> None:
     app.state.service.files.io(app.state.warehouse_uri)
 
 
-def serve(app: FastAPI, host: str, port: int, log_level: str = "INFO") -> None:
-    """Run the app with uvicorn in the foreground until SIGTERM/SIGINT."""
+def serve(app: FastAPI, host: str, port: int, log_level: str = "INFO", max_connections: int | None = None) -> None:
+    """Run the app with uvicorn in the foreground until SIGTERM/SIGINT (refused on a public address
+    while auth is off: :func:`check_bind`)."""
     import uvicorn
 
+    check_bind(host, app.state.auth.enabled)
+    max_connections = max_connections or getattr(app.state, "max_connections", None)
     configure_logging(log_level)
     warm_up(app)
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, log_level=log_level.lower(),
-                timeout_graceful_shutdown=5)
+                timeout_graceful_shutdown=5, limit_concurrency=max_connections)
 
 
 class BackgroundServer:
     """The catalog on a free loopback port in a daemon thread (for ``open_lake`` and tests)."""
 
-    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0, max_connections: int | None = None
+                 ) -> None:
         import uvicorn
+
+        check_bind(host, app.state.auth.enabled)
+        max_connections = max_connections or getattr(app.state, "max_connections", None)
 
         # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted connections only for sockets whose
         # proto is TCP; with proto 0 every response waits ~40 ms for Nagle + delayed ACK.
@@ -132,7 +179,7 @@ class BackgroundServer:
         self.sock.bind((host, port))
         self.host, self.port = self.sock.getsockname()[:2]
         config = uvicorn.Config(app, log_config=None, access_log=False, log_level="warning", lifespan="on",
-                                timeout_graceful_shutdown=2)
+                                timeout_graceful_shutdown=2, limit_concurrency=max_connections)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
                                        name=f"catalog-{self.port}", daemon=True)

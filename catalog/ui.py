@@ -16,7 +16,7 @@ from fastapi import FastAPI, Query
 from fastapi.responses import HTMLResponse
 
 from catalog.errors import CatalogError
-from catalog.names import check_name, ns_key, parse_namespace_path
+from catalog.names import check_name, ns_name, parse_namespace_path
 
 log = logging.getLogger("catalog")
 TEMPLATES = Path(__file__).parent / "templates"
@@ -65,7 +65,7 @@ def add_ui(app: FastAPI, svc) -> None:  # noqa: ANN001
             tables = svc.store.list_objects(ns)
         except CatalogError as exc:
             return error_page(exc)
-        return render("namespace.html", ns=ns, name=ns_key(ns), properties=props, children=children, tables=tables)
+        return render("namespace.html", ns=ns, name=ns_name(ns), properties=props, children=children, tables=tables)
 
     @app.get("/ui/namespaces/{namespace}/tables/{table}", response_class=HTMLResponse, include_in_schema=False)
     def ui_table(namespace: str, table: str, rows: int = Query(default=PREVIEW_ROWS, ge=0, le=500)) -> HTMLResponse:
@@ -93,23 +93,38 @@ def add_ui(app: FastAPI, svc) -> None:  # noqa: ANN001
         preview, columns, preview_error = [], [f["name"] for f in fields], ""
         if md.current_snapshot_id is not None and rows > 0:
             try:
-                preview, columns = _first_rows(loaded.location, app.state.storage, rows)
+                preview, columns = _first_rows(svc, loaded.location, app.state.storage, rows)
             except Exception as exc:  # noqa: BLE001 - the page still shows the metadata
                 log.warning("preview of %s failed: %s", loaded.location, exc)
-                preview_error = f"{type(exc).__name__}: {exc}"
+                preview_error = "the first rows could not be read (details in the server log)"
         return render(
-            "table.html", ns=ns, ns_name=ns_key(ns), table=table, md=md, location=loaded.location, fields=fields,
+            "table.html", ns=ns, ns_name=ns_name(ns), table=table, md=md, location=loaded.location, fields=fields,
             spec_id=spec.spec_id, spec_fields=spec_fields, sort_id=sort.order_id, sort_fields=sort_fields,
             properties=dict(md.properties), history=history, preview=preview, columns=columns,
             preview_error=preview_error, rows=rows,
         )
 
 
-def _first_rows(metadata_location: str, storage: dict[str, str], limit: int) -> tuple[list[list[str]], list[str]]:
-    """The first ``limit`` rows of the current snapshot, as display strings."""
+def _first_rows(svc, metadata_location: str, storage: dict[str, str], limit: int,  # noqa: ANN001
+                ) -> tuple[list[list[str]], list[str]]:
+    """The first ``limit`` rows of the current snapshot, as display strings.
+
+    Only when every file the snapshot references lies inside the warehouse: the server reads them, and a
+    client could point a manifest at any file on the server.
+    """
     from pyiceberg.table import StaticTable
 
     tbl = StaticTable.from_metadata(metadata_location, properties=storage)
+    snap = tbl.metadata.current_snapshot()
+    if snap is None or not svc.warehouse.contains(snap.manifest_list):
+        raise ValueError("the snapshot's manifest list is outside the warehouse")
+    for manifest in snap.manifests(tbl.io):
+        if not svc.warehouse.contains(manifest.manifest_path):
+            raise ValueError("a manifest is outside the warehouse")
+    tasks = list(tbl.scan(limit=limit).plan_files())
+    for task in tasks:
+        if not all(svc.warehouse.contains(f.file_path) for f in (task.file, *task.delete_files)):
+            raise ValueError("a data file is outside the warehouse")
     arrow = tbl.scan(limit=limit).to_arrow()
     cols = arrow.column_names
     out = []

@@ -14,9 +14,18 @@ from pydantic import ValidationError
 from pyiceberg.schema import Schema
 from pyiceberg.view.metadata import ViewMetadata
 
-from catalog.errors import AlreadyExists, BadRequest, CommitFailed, NoSuchNamespace, NoSuchView, NotFound
+from catalog.errors import (
+    AlreadyExists,
+    BadRequest,
+    CommitFailed,
+    CommitStateUnknown,
+    NoSuchNamespace,
+    NoSuchView,
+    NotFound,
+)
+from catalog.locations import Warehouse
 from catalog.metadata_io import MetadataFiles
-from catalog.names import check_name, ns_key
+from catalog.names import check_name, ns_name
 from catalog.store import VIEW, Store, Swap
 
 
@@ -52,18 +61,21 @@ def _version_number(location: str) -> int:
 class ViewService:
     """Views of one warehouse (rows with ``iceberg_type = 'VIEW'``)."""
 
-    def __init__(self, store: Store, files: MetadataFiles, new_location) -> None:  # noqa: ANN001
+    def __init__(self, store: Store, files: MetadataFiles, warehouse: Warehouse, new_location) -> None:  # noqa: ANN001
         self.store = store
         self.files = files
+        self.warehouse = warehouse  # a view's location lies inside it, like a table's
         self.new_location = new_location  # (namespace, name) -> unique location
 
     def _missing(self, namespace: tuple[str, ...], name: str) -> None:
         if not self.store.namespace_exists(namespace):
-            raise NoSuchNamespace(f"Namespace does not exist: {ns_key(namespace)}")
-        raise NoSuchView(f"View does not exist: {ns_key(namespace)}.{name}")
+            raise NoSuchNamespace(f"Namespace does not exist: {ns_name(namespace)}")
+        raise NoSuchView(f"View does not exist: {ns_name(namespace)}.{name}")
 
-    def _write(self, location: str, version: int, doc: dict[str, Any]) -> str:
-        path = f"{location.rstrip('/')}/metadata/{version:05d}-{uuid.uuid4()}.metadata.json"
+    def _write(self, location: str, version: int, doc: dict[str, Any], existing_location: bool = False) -> str:
+        path = f"{location}/metadata/{version:05d}-{uuid.uuid4()}.metadata.json"
+        if not (existing_location and self.warehouse.contains(path)):  # see CatalogService.check_write_path
+            self.warehouse.location(path, "view metadata location")
         self.files.write_json(path, doc)
         return path
 
@@ -72,11 +84,12 @@ class ViewService:
         name = check_name(req.get("name"))
         self.store.require_namespace(namespace)
         if self.store.lookup(namespace, name) is not None:
-            raise AlreadyExists(f"A table or view named {ns_key(namespace)}.{name} already exists")
+            raise AlreadyExists(f"A table or view named {ns_name(namespace)}.{name} already exists")
         version = dict(req.get("view-version") or {})
         if not version:
             raise BadRequest("view-version is required")
-        location = (req.get("location") or "").rstrip("/") or self.new_location(namespace, name)
+        location = self.warehouse.location(req["location"], "view location") if req.get("location") \
+            else self.new_location(namespace, name)
         version.update({"version-id": 1, "schema-id": 0})
         version.setdefault("timestamp-ms", _now_ms())
         doc = _validate({
@@ -88,7 +101,9 @@ class ViewService:
         path = self._write(location, 0, doc)
         try:
             self.store.insert(namespace, name, path, VIEW)
-        except AlreadyExists:
+        except CommitStateUnknown:
+            raise
+        except Exception:
             self.files.delete(path)
             raise
         return path, doc
@@ -118,9 +133,14 @@ class ViewService:
             raise BadRequest(f"invalid view update: {type(exc).__name__}: {exc}") from exc
         if doc == base:
             return base_loc, base
-        path = self._write(doc["location"], _version_number(base_loc) + 1, _validate(doc))
+        moved = doc.get("location") != base.get("location")
+        if moved:
+            doc["location"] = self.warehouse.location(doc.get("location"), "view location")
+        path = self._write(doc["location"], _version_number(base_loc) + 1, _validate(doc), existing_location=not moved)
         try:
             self.store.swap([Swap(namespace, name, base_loc, path, VIEW)])
+        except CommitStateUnknown:
+            raise  # the pointer may have moved: keep the file it names
         except Exception:
             self.files.delete(path)
             raise
@@ -136,20 +156,22 @@ class ViewService:
         if not self.exists(*src):
             self._missing(*src)
         if not self.store.namespace_exists(dst[0]):
-            raise NoSuchNamespace(f"Namespace does not exist: {ns_key(dst[0])}")
+            raise NoSuchNamespace(f"Namespace does not exist: {ns_name(dst[0])}")
         if self.store.lookup(*dst) is not None:
-            raise AlreadyExists(f"A table or view named {ns_key(dst[0])}.{dst[1]} already exists")
+            raise AlreadyExists(f"A table or view named {ns_name(dst[0])}.{dst[1]} already exists")
         if not self.store.rename(src, dst, VIEW):
             self._missing(*src)
 
     def register(self, namespace: tuple[str, ...], name: str, metadata_location: str) -> tuple[str, dict[str, Any]]:
-        """Register an existing view metadata file."""
+        """Register an existing view metadata file (only one inside the warehouse, for a view inside it)."""
         check_name(name)
         self.store.require_namespace(namespace)
+        metadata_location = self.warehouse.metadata_file(metadata_location)
         try:
             doc = _validate(self.files.read_json(metadata_location))
         except NotFound as exc:
-            raise BadRequest(str(exc)) from exc
+            raise BadRequest(exc.message) from exc
+        self.warehouse.location(doc.get("location"), "location of the registered view")
         self.store.insert(namespace, name, metadata_location, VIEW)
         return metadata_location, doc
 

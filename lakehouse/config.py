@@ -95,6 +95,9 @@ class CatalogConfig(_Service):
     token_secret: str = ""
     clients: dict[str, str] = Field(default_factory=dict)
     platform_secret: str = ""
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    worker_threads: int = Field(16, ge=1)
+    max_connections: int = Field(200, ge=1)
 
 
 class ClickHouseConfig(_Service):

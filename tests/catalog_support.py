@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import threading
@@ -136,3 +137,66 @@ def run_writers(writer: Callable[[int], None], n: int = 8) -> list[BaseException
     for t in threads:
         t.join()
     return errors
+
+
+class CommitCuttingProxy:
+    """A TCP proxy to PostgreSQL that, once armed, passes the next ``COMMIT`` on to the server, lets the server
+    commit, and then cuts the client's connection without passing the answer back: a COMMIT that landed while
+    its client lost the connection (what a network failure or a server restart at the wrong moment does)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target = ("127.0.0.1", target_port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.armed = threading.Event()
+        self.fired = threading.Event()
+        self._stop = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def arm(self) -> None:
+        """Cut the connection that sends the next COMMIT."""
+        self.fired.clear()
+        self.armed.set()
+
+    def _accept(self) -> None:
+        while not self._stop:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            cut = threading.Event()
+            threading.Thread(target=self._to_server, args=(client, upstream, cut), daemon=True).start()
+            threading.Thread(target=self._to_client, args=(upstream, client, cut), daemon=True).start()
+
+    def _to_server(self, client: socket.socket, upstream: socket.socket, cut: threading.Event) -> None:
+        try:
+            while data := client.recv(65536):
+                if self.armed.is_set() and b"COMMIT" in data:
+                    self.armed.clear()
+                    cut.set()  # from now on nothing goes back to the client
+                    upstream.sendall(data)
+                    time.sleep(0.5)  # the server commits and answers into the void
+                    break
+                upstream.sendall(data)
+        except OSError:
+            pass
+        for s in (client, upstream):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+        if cut.is_set():
+            self.fired.set()
+
+    @staticmethod
+    def _to_client(upstream: socket.socket, client: socket.socket, cut: threading.Event) -> None:
+        try:
+            while (data := upstream.recv(65536)) and not cut.is_set():
+                client.sendall(data)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        """Stop accepting connections."""
+        self._stop = True
+        self.listener.close()

@@ -22,14 +22,23 @@ def register(app: typer.Typer) -> None:
         warehouse: str = typer.Option(None, help="Root for new tables: file:///... or s3://bucket/prefix "
                                                  "(default: catalog.warehouse or by mode)."),
     ) -> None:
-        """Run the catalog server in the foreground (the service `lakehouse up catalog` runs this)."""
-        from catalog.server import app_from_config
+        """Run the catalog server in the foreground (the service `lakehouse up catalog` runs this).
+
+        With auth off it serves loopback addresses only: another --host is refused before anything starts.
+        """
+        from catalog.server import UnsafeBind, app_from_config, check_bind
         from catalog.server import serve as run
         from lakehouse.cli import load_or_exit
 
         cfg = load_or_exit()
+        host = host or cfg.catalog.host
+        try:
+            check_bind(host, cfg.catalog.auth)
+        except UnsafeBind as exc:
+            console.print(f"[red]error:[/red] {exc}", highlight=False)
+            raise typer.Exit(2) from None
         app = app_from_config(cfg, db_url=db, warehouse_uri=warehouse)
-        run(app, host or cfg.catalog.host, port or cfg.catalog.port, cfg.general.log_level)
+        run(app, host, port or cfg.catalog.port, cfg.general.log_level)
 
     @cat.command("hash-secret")
     def hash_secret_cmd(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pyarrow as pa
 import pytest
@@ -84,3 +86,36 @@ def test_postgres_transaction_all_or_nothing_and_sqlcatalog_interop(pg_catalog) 
     direct = SqlCatalog("lakehouse", uri=pg_catalog.db_url, warehouse=pg_catalog.warehouse)
     assert ("pgtx", "a") in direct.list_tables("pgtx")
     assert direct.load_table("pgtx.a").metadata_location == cat.load_table("pgtx.a").metadata_location
+
+
+def test_commit_with_unknown_outcome_keeps_the_new_metadata_file(pg_catalog, tmp_path) -> None:
+    """The connection to PostgreSQL is lost during COMMIT, after the server committed: the catalog must not
+    delete the new metadata file the table now points at; it answers CommitStateUnknownException."""
+    from sqlalchemy.engine import make_url
+
+    from tests.catalog_support import CommitCuttingProxy
+
+    url = make_url(pg_catalog.db_url)
+    proxy = CommitCuttingProxy(url.port)
+    via_proxy = url.set(port=proxy.port).render_as_string(hide_password=False)
+    try:
+        with catalog_server(via_proxy, pg_catalog.warehouse) as srv, httpx.Client(base_url=srv.url, timeout=30) as http:
+            assert http.post("/v1/namespaces", json={"namespace": ["cut"]}).status_code == 200
+            schema = {"type": "struct", "schema-id": 0, "fields": [
+                {"id": 1, "name": "id", "type": "long", "required": False}]}
+            created = http.post("/v1/namespaces/cut/tables", json={"name": "t", "schema": schema}).json()
+            proxy.arm()
+            r = http.post("/v1/namespaces/cut/tables/t", json={
+                "requirements": [{"type": "assert-table-uuid", "uuid": created["metadata"]["table-uuid"]}],
+                "updates": [{"action": "set-properties", "updates": {"k": "landed"}}]})
+            assert proxy.fired.is_set()
+            assert r.status_code == 500, r.text
+            assert r.json()["error"]["type"] == "CommitStateUnknownException"
+            # the commit did land: the table points at the new file, which still exists and loads
+            loaded = http.get("/v1/namespaces/cut/tables/t")
+            assert loaded.status_code == 200, loaded.text
+            assert loaded.json()["metadata"]["properties"]["k"] == "landed"
+            assert Path(loaded.json()["metadata-location"].removeprefix("file://")).exists()
+            assert rest_catalog(srv.url).load_table("cut.t").properties["k"] == "landed"
+    finally:
+        proxy.close()
