@@ -74,6 +74,17 @@ def prediction_rows(as_of: dt.date, base: dict[str, float], created_at: dt.datet
     return rows
 
 
+def stage_quotes(cfg) -> None:
+    """Build the lake's staging.stg_quotes from raw.quotes with the real dbt_lake model (newest load wins)."""
+    from rich.console import Console
+
+    from lakehouse.stages.transform_lake import run_dbt
+
+    # cautious: only the tests of stg_quotes itself (the small lake's features table is a stub)
+    result = run_dbt(cfg, ["build", "--select", "stg_quotes", "--indirect-selection", "cautious"],
+                     console=Console(quiet=True))
+    assert result.ok, result.errors[-10:]
+
 def metric_rows(run_id: str, model: str, version: str, holdout_mase: float, trained_at: dt.datetime,
                 champion: bool) -> list[dict]:
     """ml.model_metrics rows of one model in one selection run: cv and holdout."""

@@ -1,6 +1,7 @@
 """The ClickHouse marts (dbt_dwh, dbt-clickhouse) built through the real front from a small lake written
-through the REST catalog: table, incremental and view models; expected rows and values; new Iceberg
-snapshots seen by the next build; the reader pinned to the catalog's metadata file."""
+through the REST catalog (raw quotes staged by the real dbt_lake stg_quotes model): table, incremental
+and view models; expected rows and values; new Iceberg snapshots seen by the next build; the reader
+pinned to the catalog's metadata file."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from tests.dwh_support import (
     prediction_rows,
     price,
     quote_rows,
+    stage_quotes,
 )
 
 
@@ -36,6 +38,7 @@ def env(tmp_path_factory):
     cfg = load_config(env=env)
     with open_lake(cfg) as lake:
         small = build_small_lake(lake.catalog)
+        stage_quotes(cfg)
     with temporary_front(cfg) as ep:
         first = build(cfg, ep=ep)
         client = http_client(ep)
@@ -52,11 +55,12 @@ def test_first_build_succeeds_with_all_model_kinds(env) -> None:
     assert res.ok, res.errors[-10:]
     models = {n.name: n.status for n in res.nodes if n.kind == "model"}
     assert models == {m: "success" for m in (
-        "stg_quotes", "mart_daily_prices", "mart_weekly_summary", "mart_latest_forecast",
+        "mart_daily_prices", "mart_weekly_summary", "mart_latest_forecast",
         "mart_forecast_vs_actual", "mart_model_leaderboard", "ticker_overview")}
     tests = [n for n in res.nodes if n.kind == "test"]
-    assert len(tests) >= 50 and all(n.status == "pass" for n in tests)
-    assert res.row_counts["stg_quotes"] == 3 * N_DAYS
+    assert tests and all(n.status == "pass" for n in tests)
+    # stg_quotes is the lake's Iceberg table read in place (ephemeral), not copied into ClickHouse
+    assert "stg_quotes" not in res.row_counts
     assert res.row_counts["mart_daily_prices"] == 3 * N_DAYS
     assert res.row_counts["mart_weekly_summary"] == 3 * 52
     assert res.row_counts["mart_latest_forecast"] == 3
@@ -154,28 +158,28 @@ def test_new_snapshots_are_seen_and_marts_rebuilt(env) -> None:
     new_days = business_days(days[-1] + dt.timedelta(days=1), 3)
     loaded = dt.datetime(2025, 2, 1, tzinfo=dt.UTC)
     with open_lake(cfg) as lake:
-        tbl = lake.catalog.load_table("raw.quotes")
+        tbl = lake.catalog.load_table("staging.stg_quotes")
         before = Path(tbl.metadata_location.removeprefix("file://"))
         append(lake.catalog, "raw.quotes", quote_rows(new_days, N_DAYS, "load-3", loaded))
+        stage_quotes(cfg)  # the incremental dbt_lake build adds the 3 new days
         append(lake.catalog, "ml.predictions", prediction_rows(
             new_days[-1], {t: price(t, N_DAYS + 2) for t in TICKERS}, loaded, "3"))
         # indicators that arrive late for days already in the marts
         append(lake.catalog, "features.fct_daily_features", [
             {"ticker": "BBB", "trade_date": d, "rsi_14": 40.0} for d in days[100:110]])
-        tbl = lake.catalog.load_table("raw.quotes")
+        tbl = lake.catalog.load_table("staging.stg_quotes")
         location = tbl.location().removeprefix("file://")
     # The trap: a metadata file the catalog never committed, with a higher version number (an older
     # table state). A catalog-less reader listing metadata/ picks it up.
     stray = before.parent / "00999-00000000-0000-0000-0000-000000000000.metadata.json"
     shutil.copy(before, stray)
     unpinned = rows(c, f"SELECT count() FROM icebergLocal('{location}')")[0][0]
-    assert unpinned == 3 * N_DAYS + 3 + 1  # the stale state: the trap is real
+    assert unpinned == 3 * N_DAYS  # the stale state: the trap is real
 
     second = build(cfg, ep=ep)
     assert second.ok, second.errors[-10:]
-    assert second.lake["raw.quotes"].snapshot_id != env["first"].lake["raw.quotes"].snapshot_id
-    assert rows(c, "SELECT count(), max(trade_date) FROM stg_quotes") == [(3 * (N_DAYS + 3), new_days[-1])]
-    assert rows(c, "SELECT count() FROM stg_quotes WHERE load_id = 'load-3'") == [(9,)]
+    assert second.lake["staging.stg_quotes"].snapshot_id != env["first"].lake["staging.stg_quotes"].snapshot_id
+    assert rows(c, "SELECT count(), max(trade_date) FROM mart_daily_prices") == [(3 * (N_DAYS + 3), new_days[-1])]
     (row,) = rows(c, "SELECT close, sma_20 FROM mart_daily_prices WHERE ticker = 'AAA' AND trade_date = {d:Date32}",
                   d=new_days[-1])
     assert row == (price("AAA", N_DAYS + 2), pytest.approx(price("AAA", N_DAYS + 2) - 9.5))
@@ -191,7 +195,7 @@ def test_new_snapshots_are_seen_and_marts_rebuilt(env) -> None:
 
 def test_incremental_builds_equal_a_full_refresh(env) -> None:
     cfg, ep, c = env["cfg"], env["ep"], env["client"]
-    incremental = ("stg_quotes", "mart_daily_prices", "mart_weekly_summary")
+    incremental = ("mart_daily_prices", "mart_weekly_summary")
     for name in incremental:
         c.command(f"DROP TABLE IF EXISTS {name}_inc")
         c.command(f"CREATE TABLE {name}_inc ENGINE = Memory AS SELECT * FROM {name}")
@@ -205,7 +209,7 @@ def test_incremental_builds_equal_a_full_refresh(env) -> None:
         c.command(f"DROP TABLE {name}_inc")
 
 
-def test_transform_dwh_cli_needs_raw_quotes(lh_env) -> None:
+def test_transform_dwh_cli_needs_the_staged_quotes(lh_env) -> None:
     res = run_cli("transform", "dwh", env=lh_env)
     assert res.returncode == 1
-    assert "raw.quotes" in res.stderr and "lakehouse ingest" in res.stderr
+    assert "staging.stg_quotes" in res.stderr and "lakehouse transform lake" in res.stderr

@@ -71,7 +71,8 @@ forecasts as (
 
 prices as (
 
-    select ticker, trade_date, adj_close
+    -- renamed so that the forecasts' columns stay unambiguous after the two joins
+    select ticker as price_ticker, trade_date as price_date, adj_close as price_close
     from {{ ref('stg_quotes') }}
     where adj_close > 0
 
@@ -81,10 +82,10 @@ realized as (
 
     select
         f.*,
-        a.adj_close / b.adj_close - 1 as actual_return
+        a.price_close / b.price_close - 1 as actual_return
     from forecasts as f
-    left join prices as b on b.ticker = f.ticker and b.trade_date = f.as_of_date
-    left join prices as a on a.ticker = f.ticker and a.trade_date = f.target_date
+    left join prices as b on b.price_ticker = f.ticker and b.price_date = f.as_of_date
+    left join prices as a on a.price_ticker = f.ticker and a.price_date = f.target_date
 
 )
 
