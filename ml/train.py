@@ -63,6 +63,7 @@ class TrainResult:
     champion_version: str
     previous_version: str | None
     registered: dict[str, str] = field(default_factory=dict)  # model -> version registered by this run
+    run_ids: dict[str, str] = field(default_factory=dict)  # model -> its MLflow child run
 
     def detail(self) -> str:
         """One line for the pipeline summary."""
@@ -295,7 +296,7 @@ def train(cfg: Config, console: Console | None = None, models: list[str] | None 
     console.print(f"[bold]decision:[/] {decision.reason}; {ml.model_name}@champion = v{promo.champion_version}"
                   + (f", @previous = v{promo.previous_version}" if promo.previous_version else ""))
     return TrainResult(parent.info.run_id, feature_snap, bt_snap, scores, start, candidate, decision,
-                       decision.champion, promo.champion_version, promo.previous_version, registered)
+                       decision.champion, promo.champion_version, promo.previous_version, registered, run_ids)
 
 
 def run_stage(ctx: StageContext) -> str:

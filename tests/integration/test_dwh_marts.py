@@ -120,7 +120,7 @@ def test_forecast_marts(env) -> None:
                        "WHERE forecast_source = 'live' AND ticker = 'AAA' AND as_of_date = {d:Date32} "
                        "ORDER BY horizon_days", d=days[-6])
     assert [r[0] for r in realized] == [1, 2, 3, 4, 5]
-    assert realized[0][1] == price("AAA", N_DAYS - 5) and realized[0][3] is True
+    assert realized[0][1] == pytest.approx(price("AAA", N_DAYS - 5)) and realized[0][3] is True
     pred = price("AAA", N_DAYS - 6) * 1.01
     assert realized[0][2] == pytest.approx(abs(price("AAA", N_DAYS - 5) - pred) / price("AAA", N_DAYS - 5) * 100)
     pending = rows(c, "SELECT count(), countIf(is_realized), countIf(actual_close IS NULL) "
