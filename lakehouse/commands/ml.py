@@ -28,7 +28,7 @@ def _pipeline_only(stage: str) -> None:
 def register(app: typer.Typer) -> None:
     """Add the ML commands to the root app."""
 
-    models_help = ("Comma-separated models (naive, drift, ridge, hist_gbr, random_forest); default: [mlflow] models. "
+    models_help = ("Comma-separated models (naive, drift, ridge, hist_gbr, random_forest); default: \\[mlflow] models. "
                    "naive is always included (it is the baseline).")
 
     @app.command()
@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Point-in-time weekly 5-day forecasts of every model over the whole history (ml.backtest_predictions).
 
-        Each model is refit on a calendar schedule ([mlflow] retrain_every) on rows whose targets were
+        Each model is refit on a calendar schedule (\\[mlflow] retrain_every) on rows whose targets were
         known before the refit date; fits are cached, so a rerun fits only what is new.
         """
         names = [m.strip() for m in models.split(",") if m.strip()] if models else None
