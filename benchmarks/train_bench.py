@@ -1,11 +1,15 @@
-"""Training + walk-forward evaluation time of the ML stage on the sample and on ~2.6M synthetic rows.
+"""Backtest + selection time of the ML stages on the sample and on ~2.6M synthetic rows.
 
 Usage: .venvs/core/bin/python benchmarks/train_bench.py [--tickers 500] [--years 20] [--skip-synthetic]
 
 Both runs use a throw-away state dir (embedded mode: local Iceberg warehouse behind the REST catalog,
 local MLflow store). The features table is built by the real platform, as `lakehouse run` does: the
 `sample` / deterministic `synthetic` source is ingested into raw.quotes and `dbt_lake` builds
-features.fct_daily_features. Prints timings and the per-model evaluation table.
+features.fct_daily_features. Then: the backtest cold (every fit), the backtest again (every fit from
+the cache, nothing written), the selection (scores, champion rule, MLflow, registry) and predict.
+Prints timings beside their anchors and the holdout table.
+
+Anchors (issue 16's budget): on the sample, backtest + train + predict cold well under 15 s on 2 cores.
 """
 
 from __future__ import annotations
@@ -44,10 +48,11 @@ def _fresh_env(home: Path, models: str, extra: dict[str, str] | None = None) -> 
 
 
 def run(label: str, source: str, models: str, extra: dict[str, str] | None = None) -> dict:
-    """Ingest -> dbt_lake features -> train (walk-forward + MLflow + registry) -> predict; returns timings."""
+    """Ingest -> dbt_lake features -> backtest (cold, cached) -> train (selection) -> predict; returns timings."""
     from lakehouse.config import get_config
     from lakehouse.stages.ingest.run import run_ingest
     from lakehouse.stages.transform_lake import build
+    from ml.backtest import backtest
     from ml.features import load_features
     from ml.predict import predict
     from ml.train import train
@@ -69,18 +74,27 @@ def run(label: str, source: str, models: str, extra: dict[str, str] | None = Non
         feats = load_features(cfg).frame
         t["read Iceberg (Arrow)"] = time.perf_counter() - t0
         t0 = time.perf_counter()
+        bt = backtest(cfg, console)
+        t[f"backtest cold ({bt.fitted} fits, {len(bt.rows):,} forecasts)"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        again = backtest(cfg, quiet)
+        t[f"backtest rerun ({again.fitted} fits, {again.cached} cached, wrote {again.changed} rows)"] = (
+            time.perf_counter() - t0)
+        t0 = time.perf_counter()
         result = train(cfg, console)
-        t["train total (eval + MLflow + registry)"] = time.perf_counter() - t0
-        for name, r in result.results.items():
-            t[f"  {name}: walk-forward + final fit"] = r.seconds
+        t["train: scores + champion rule + MLflow + registry"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         predict(cfg, console)
         t["predict"] = time.perf_counter() - t0
+        ml = sum(v for k, v in t.items() if k.startswith(("backtest cold", "train", "predict")))
+        t["ML stages cold: backtest + train + predict (anchor: < 15 s on the sample)"] = ml
         return {"label": label, "rows": len(feats), "tickers": feats["ticker"].nunique(), "times": t,
                 "result": result}
 
 
 def print_report(res: dict) -> None:
+    from ml import reports
+
     table = Table(title=f"{res['label']}: {res['rows']:,} feature rows, {res['tickers']} tickers")
     table.add_column("step")
     table.add_column("seconds", justify="right")
@@ -88,18 +102,9 @@ def print_report(res: dict) -> None:
         table.add_row(k, f"{v:.1f}")
     console.print(table)
     r = res["result"]
-    ev = Table(title=f"{res['label']}: walk-forward evaluation (champion: {r.champion})")
-    for c in ("model", "MASE", "MAE", "RMSE", "MAPE", "dir. accuracy", "IC", "rank IC", "folds"):
-        ev.add_column(c, justify="right" if c != "model" else "left")
-    for name, m in sorted(r.results.items(), key=lambda kv: kv[1].overall["mase"]):
-        o = m.overall
-
-        def f(v: float, fmt: str = "{:.4f}") -> str:
-            return "-" if v != v else fmt.format(v)
-
-        ev.add_row(name, f(o["mase"]), f(o["mae"]), f(o["rmse"]), f(o["mape"], "{:.2%}"),
-                   f(o["directional_accuracy"], "{:.3f}"), f(o["ic"]), f(o["rank_ic"]), str(len(m.folds)))
-    console.print(ev)
+    console.print(reports.holdout_table(r.scores, r.candidate, r.champion,
+                                        title=f"{res['label']}: holdout from {r.holdout_start:%Y-%m-%d}"))
+    console.print(f"decision: {r.decision.reason}")
 
 
 def main() -> None:
@@ -107,8 +112,8 @@ def main() -> None:
     ap.add_argument("--tickers", type=int, default=500)
     ap.add_argument("--years", type=int, default=20)
     ap.add_argument("--models", default="naive,drift,ridge,hist_gbr")
-    ap.add_argument("--synthetic-folds", type=int, default=3,
-                    help="walk-forward folds on the synthetic set (sample: [mlflow] cv_folds, default 5)")
+    ap.add_argument("--synthetic-retrain", default="year", choices=("month", "quarter", "year"),
+                    help="refit schedule of the backtest on the synthetic set ([mlflow] retrain_every)")
     ap.add_argument("--skip-synthetic", action="store_true")
     args = ap.parse_args()
 
@@ -116,7 +121,7 @@ def main() -> None:
     print_report(reports[-1])
     if not args.skip_synthetic:
         reports.append(run(f"synthetic {args.tickers} x {args.years}y", "synthetic", args.models, {
-            "LAKEHOUSE_MLFLOW__CV_FOLDS": str(args.synthetic_folds),
+            "LAKEHOUSE_MLFLOW__RETRAIN_EVERY": args.synthetic_retrain,
             "LAKEHOUSE_SOURCES__SYNTHETIC__N_TICKERS": str(args.tickers),
             "LAKEHOUSE_SOURCES__SYNTHETIC__START": f"{dt.date.today().year - args.years + 1}-01-01",
         }))

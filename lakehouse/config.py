@@ -126,13 +126,16 @@ class MlflowConfig(_Service):
     tracking_uri: str = ""
     retrain: Literal["never", "weekly", "always"] = "weekly"
     models: list[str] = Field(default_factory=lambda: ["naive", "drift", "ridge", "hist_gbr"])
-    cv_folds: int = Field(5, ge=1)
-    cv_test_days: int = Field(63, ge=5)
+    retrain_every: Literal["month", "quarter", "year"] = "year"
+    backtest_start: str = ""
+    holdout_weeks: int = Field(52, ge=4)
+    dm_pvalue_max: float = Field(0.10, gt=0, lt=1)
     min_history_days: int = Field(250, ge=20)
     plot_tickers: int = Field(10, ge=0)
 
     _models = field_validator("models", mode="before")(lambda v: _split_models(v))
     _retrain = field_validator("retrain", mode="before")(lambda v: _retrain_policy(v))
+    _backtest_start = field_validator("backtest_start")(lambda v: _iso_date_or_empty(v))
 
 
 class AirflowConfig(_Service):
@@ -154,6 +157,19 @@ def _retrain_policy(value: Any) -> Any:
         return "always" if value else "never"
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return "always" if value.strip().lower() == "true" else "never"
+    return value
+
+
+def _iso_date_or_empty(value: str) -> str:
+    """A YYYY-MM-DD date (kept as text) or empty."""
+    value = value.strip()
+    if value:
+        import datetime as _dt
+
+        try:
+            _dt.date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"expected a date YYYY-MM-DD or empty, got {value!r}") from None
     return value
 
 

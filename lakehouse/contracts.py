@@ -276,10 +276,14 @@ FEATURES = TableContract(
 PREDICTIONS = TableContract(
     "ml.predictions",
     (
-        _c("ticker", "string"), _c("as_of_date", "date"), _c("target_date", "date"), _c("horizon_days", "int"),
+        _c("ticker", "string"), _c("as_of_date", "date", "Last trading day of the features the forecast used."),
+        _c("target_date", "date", "The horizon_days-th session of the ticker's exchange after the as-of date."),
+        _c("horizon_days", "int"),
+        _c("is_interpolated", "bool", "Horizons 1-4 lie on the compounding path to the 5-day forecast: not a "
+                                      "model output, never scored."),
         _c("predicted_close", "double"), _c("predicted_return", "double"), _c("last_close", "double"),
-        _c("model_name", "string"), _c("model_version", "string"), _c("run_id", "string"),
-        _c("feature_snapshot_id", "long"), _c("created_at", "timestamptz"),
+        _c("model_name", "string", "The model kind that served the forecast."), _c("model_version", "string"),
+        _c("run_id", "string"), _c("feature_snapshot_id", "long"), _c("created_at", "timestamptz"),
     ),
     key=("ticker", "as_of_date", "horizon_days"),
     writer="predict",
@@ -290,25 +294,80 @@ PREDICTION_ACCURACY = TableContract(
     "ml.prediction_accuracy",
     (
         _c("ticker", "string"), _c("as_of_date", "date"), _c("target_date", "date"), _c("horizon_days", "int"),
-        _c("predicted_close", "double"), _c("actual_close", "double"), _c("error", "double"),
-        _c("abs_pct_error", "double"), _c("direction_hit", "bool"), _c("model_name", "string"),
-        _c("model_version", "string"), _c("evaluated_at", "timestamptz"),
+        _c("is_interpolated", "bool", "Not a model output: kept out of the scores."),
+        _c("predicted_return", "double"),
+        _c("actual_return", "double", "adj_close on the target date / adj_close on the as-of date - 1, both from "
+                                      "one snapshot (later re-adjustments cancel out)."),
+        _c("return_error", "double", "predicted_return - actual_return."),
+        _c("last_close", "double", "The as-of close the forecast started from."),
+        _c("predicted_close", "double"),
+        _c("actual_close", "double", "last_close x (1 + actual_return): the realized close on the forecast's "
+                                     "price basis."),
+        _c("error", "double", "predicted_close - actual_close."),
+        _c("abs_pct_error", "double", "|error| / actual_close (a fraction)."),
+        _c("direction_hit", "bool", "Predicted and realized moves have the same sign (null: no predicted move)."),
+        _c("model_name", "string"), _c("model_version", "string"), _c("evaluated_at", "timestamptz"),
     ),
     key=("ticker", "as_of_date", "horizon_days"),
     writer="evaluate",
-    doc="Past forecasts next to the realized adjusted close.",
+    doc="Live forecasts next to what happened, in returns on one price basis.",
+)
+
+BACKTEST_PREDICTIONS = TableContract(
+    "ml.backtest_predictions",
+    (
+        _c("model_name", "string", "Model kind."), _c("ticker", "string"),
+        _c("as_of_date", "date", "Last session of a week: the forecast uses data up to this day only."),
+        _c("target_date", "date", "The horizon_days-th session of the ticker's exchange after the as-of date."),
+        _c("horizon_days", "int"),
+        _c("predicted_return", "double", "Forecast of the 5-day simple return."),
+        _c("predicted_close", "double", "last_close x (1 + predicted_return)."),
+        _c("last_close", "double", "Adjusted close on the as-of date."),
+        _c("actual_return", "double", "adj_close on the target date / adj_close on the as-of date - 1, one "
+                                      "snapshot; null until known."),
+        _c("actual_close", "double", "Adjusted close on the target date (same snapshot); null until known."),
+        _c("naive_scale", "double", "In-sample MAE of the naive 5-day forecast of the ticker over the fit's "
+                                    "training window (the MASE scale); null with too little history."),
+        _c("train_end_date", "date", "Newest target date among the fit's training rows."),
+        _c("retrain_date", "date", "The scheduled refit date: only targets known before it were used."),
+        _c("fit_key", "string", "Cache key of the fit: model, retrain date, training rows digest, code."),
+        _c("run_id", "string", "The backtest run that first wrote this forecast."),
+        _c("feature_snapshot_id", "long", "Features snapshot the forecast was computed from."),
+        _c("created_at", "timestamptz"),
+    ),
+    key=("model_name", "ticker", "as_of_date"),
+    sort=("model_name", "ticker", "as_of_date"),
+    writer="backtest",
+    doc="Point-in-time out-of-sample 5-day forecasts of every model for every ticker and week.",
 )
 
 MODEL_METRICS = TableContract(
     "ml.model_metrics",
     (
-        _c("run_id", "string"), _c("model_name", "string"), _c("model_version", "string"), _c("mase", "double"),
-        _c("mae", "double"), _c("rmse", "double"), _c("mape", "double"), _c("directional_accuracy", "double"),
-        _c("ic", "double"), _c("rank_ic", "double"), _c("n_folds", "int"), _c("feature_snapshot_id", "long"),
-        _c("trained_at", "timestamptz"), _c("is_champion", "bool"),
+        _c("run_id", "string", "MLflow run of the model in this selection run."), _c("model_name", "string"),
+        _c("model_version", "string", "Registered version (empty when this run registered none for the model)."),
+        _c("split", "string", "cv (backtest forecasts before the holdout: model selection) or holdout."),
+        _c("mase", "double", "Hyndman MASE in returns, per ticker, averaged over tickers."),
+        _c("rel_mae", "double", "MAE / naive MAE on the same rows (naive = 1)."),
+        _c("mae", "double", "Mean absolute error of the 5-day return, averaged over tickers."),
+        _c("dir_acc", "double", "Share of same-sign moves (rows where both move)."),
+        _c("up_rate", "double", "Share of up moves in the dir_acc rows: the base rate."),
+        _c("always_up_acc", "double", "Accuracy of always predicting up (rows with a move)."),
+        _c("ic", "double", "Pearson of predicted vs realized returns."), _c("ic_tstat", "double", "HAC t."),
+        _c("rank_ic", "double", "Spearman of predicted vs realized returns."),
+        _c("rank_ic_tstat", "double", "HAC t."),
+        _c("dm_stat", "double", "Diebold-Mariano vs naive (negative: better)."),
+        _c("dm_pvalue", "double", "Two-sided p-value of the DM statistic."),
+        _c("n_obs", "int"), _c("n_tickers", "int"), _c("n_dates", "int"),
+        _c("period_start", "date", "First as-of date of the split."), _c("period_end", "date"),
+        _c("feature_snapshot_id", "long"), _c("backtest_snapshot_id", "long"),
+        _c("trained_at", "timestamptz"),
+        _c("is_candidate", "bool", "The model chosen on the cv split."),
+        _c("is_champion", "bool", "The model kind holding the champion alias after this run."),
+        _c("decision", "string", "The champion rule's decision and why."),
     ),
     writer="train",
-    doc="Walk-forward scores per training run and model.",
+    doc="Scores of every model per selection run and split, in return units, with significance.",
 )
 
 # pipeline ------------------------------------------------------------------------------------------
@@ -334,7 +393,7 @@ STAGE_RUNS = TableContract(
 #: Every lake table, by identifier.
 CONTRACTS: dict[str, TableContract] = {c.identifier: c for c in (
     RAW_QUOTES, RAW_QUOTES_REJECTED, RAW_DLT_LOADS, STG_QUOTES, FEATURES, PREDICTIONS, PREDICTION_ACCURACY,
-    MODEL_METRICS, STAGE_RUNS,
+    BACKTEST_PREDICTIONS, MODEL_METRICS, STAGE_RUNS,
 )}
 
 

@@ -1,15 +1,16 @@
-"""Scoring past forecasts: ``ml.predictions`` joined with realized prices into ``ml.prediction_accuracy``.
+"""Scoring live forecasts: ``ml.predictions`` against what happened, into ``ml.prediction_accuracy``.
 
-The realized price of a forecast made on ``as_of_date`` with horizon h is the adjusted close on the
-h-th trading day of that ticker after the as-of date (from ``features.fct_daily_features``), which
-matches what the model was trained on even when a business-day target date was a holiday.
-Forecasts whose h-th day has not happened yet are left for a later run. The table is rebuilt in
-one atomic commit each run (it is derived entirely from predictions and prices), so reruns never
-duplicate and rows appear as actuals arrive.
+Scored the way the backtest is, on one price basis: the realized return of a forecast made as of d
+for target date t is adj_close(t) / adj_close(d) - 1 with both closes from the *current* features
+snapshot, so a split or dividend re-adjustment after the forecast scales both and cancels out
+(comparing the forecast's price with today's adjusted price would show it as a huge error). The
+realized close is then put on the forecast's basis: ``actual_close`` = last_close x (1 + actual
+return). A forecast whose target session has no quote yet is left for a later run.
 
-Columns: ``error`` = predicted - actual; ``abs_pct_error`` = |error| / actual (a fraction);
-``direction_hit`` = predicted and realized moves from the last close have the same sign (null when
-the forecast is no change, as the naive model's).
+Only the 5-day horizon is a model output: rows of days 1-4 are stored (flagged ``is_interpolated``)
+for charts but kept out of the scores, which are the same as the backtest's (:mod:`ml.metrics`, the
+MASE scale from the ticker's targets known before the as-of date). The table is rebuilt in one
+atomic commit each run (it derives entirely from predictions and prices): reruns never duplicate.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from lakehouse.config import Config
 from lakehouse.contracts import contract
 from lakehouse.pipeline.stage import StageContext
 from ml import lake_tables
-from ml.features import load_features
+from ml.features import HORIZON_DAYS, TARGET_RETURN, load_features, training_rows
+from ml.metrics import naive_scale
+from ml.metrics import score as score_rows
 
 
 @dataclass
@@ -36,40 +39,57 @@ class EvaluateResult:
     rows: pd.DataFrame
     pending: int
     snapshot_id: int | None
+    scores: dict[tuple[str, str], dict[str, float]] | None = None
 
     def detail(self) -> str:
         """One line for the pipeline summary."""
         if self.rows.empty:
-            return f"no forecast has its actual price yet ({self.pending} pending)"
-        mape = self.rows["abs_pct_error"].mean()
-        return (f"{len(self.rows)} forecasts scored (MAPE {mape:.2%}), {self.pending} waiting for actuals "
-                f"-> {lake_tables.PREDICTION_ACCURACY}")
+            return f"no live forecast has its actual yet ({self.pending} pending)"
+        n5 = int((~self.rows["is_interpolated"].astype(bool)).sum())
+        return (f"{len(self.rows)} forecast rows realized ({n5} 5-day forecasts scored), {self.pending} waiting "
+                f"for actuals -> {lake_tables.PREDICTION_ACCURACY}")
 
 
-def score(predictions: pd.DataFrame, prices: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """Accuracy rows for the predictions whose realized price is known, and the count still pending."""
-    out, pending = [], 0
-    prices = prices.assign(trade_date=pd.to_datetime(prices["trade_date"])).sort_values(["ticker", "trade_date"])
-    series = {t: (g["trade_date"].to_numpy(), g["adj_close"].to_numpy(dtype=float))
-              for t, g in prices.groupby("ticker")}
+def realize(predictions: pd.DataFrame, prices: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Accuracy rows for the predictions whose target session has a quote, and the count still pending."""
+    prices = prices.assign(trade_date=pd.to_datetime(prices["trade_date"]).astype("datetime64[ns]"))
+    if "is_interpolated" not in predictions.columns:  # written before the column existed
+        predictions = predictions.assign(is_interpolated=None)
+    p = predictions.assign(as_of_ts=pd.to_datetime(predictions["as_of_date"]).astype("datetime64[ns]"),
+                           target_ts=pd.to_datetime(predictions["target_date"]).astype("datetime64[ns]"))
+    close = prices.set_index(["ticker", "trade_date"])["adj_close"]
+    last_day = prices.groupby("ticker")["trade_date"].max()
+    p["base_now"] = close.reindex(pd.MultiIndex.from_arrays([p["ticker"], p["as_of_ts"]])).to_numpy()
+    p["target_now"] = close.reindex(pd.MultiIndex.from_arrays([p["ticker"], p["target_ts"]])).to_numpy()
+    known = p["target_now"].notna() & p["base_now"].gt(0)
+    pending = int((~known & (p["target_ts"] > p["ticker"].map(last_day).fillna(pd.Timestamp.min))).sum())
+    d = p[known].copy()
     now = datetime.now(UTC)
-    for rec in predictions.to_dict("records"):
-        dates, closes = series.get(rec["ticker"], (np.array([], dtype="datetime64[ns]"), np.array([])))
-        pos = int(np.searchsorted(dates, np.datetime64(pd.Timestamp(rec["as_of_date"])), side="right"))
-        pos += int(rec["horizon_days"]) - 1
-        if pos >= len(dates) or not np.isfinite(closes[pos]):
-            pending += 1
-            continue
-        actual, pred, last = closes[pos], float(rec["predicted_close"]), float(rec["last_close"])
-        pred_move, real_move = np.sign(pred - last), np.sign(actual - last)
-        out.append({
-            "ticker": rec["ticker"], "as_of_date": rec["as_of_date"], "target_date": rec["target_date"],
-            "horizon_days": int(rec["horizon_days"]), "predicted_close": pred, "actual_close": float(actual),
-            "error": pred - actual, "abs_pct_error": abs(pred - actual) / actual if actual else None,
-            "direction_hit": None if pred_move == 0 else bool(pred_move == real_move),
-            "model_name": rec["model_name"], "model_version": rec["model_version"], "evaluated_at": now,
-        })
-    return pd.DataFrame(out, columns=list(contract(lake_tables.PREDICTION_ACCURACY).column_names)), pending
+    d["actual_return"] = d["target_now"] / d["base_now"] - 1
+    d["actual_close"] = d["last_close"] * (1 + d["actual_return"])
+    d["return_error"] = d["predicted_return"] - d["actual_return"]
+    d["error"] = d["predicted_close"] - d["actual_close"]
+    d["abs_pct_error"] = (d["error"].abs() / d["actual_close"]).where(d["actual_close"] != 0)
+    pred_sign, real_sign = np.sign(d["predicted_return"]), np.sign(d["actual_return"])
+    d["direction_hit"] = (pred_sign == real_sign).astype(object).where(pred_sign != 0, None)
+    d["is_interpolated"] = d["is_interpolated"].fillna(d["horizon_days"] != HORIZON_DAYS).astype(bool)
+    d["evaluated_at"] = now
+    d["horizon_days"] = d["horizon_days"].astype(int)
+    return d.loc[:, list(contract(lake_tables.PREDICTION_ACCURACY).column_names)].reset_index(drop=True), pending
+
+
+def live_scores(rows: pd.DataFrame, frame: pd.DataFrame) -> dict[tuple[str, str], dict[str, float]]:
+    """(model, version) -> the backtest's scores (:func:`ml.metrics.score`) on the realized 5-day forecasts."""
+    five = rows[~rows["is_interpolated"].astype(bool)].copy()
+    if five.empty:
+        return {}
+    five["as_of_date"] = pd.to_datetime(five["as_of_date"])
+    train = training_rows(frame)
+    five["naive_scale"] = np.nan
+    for ticker, idx in five.groupby("ticker").groups.items():
+        g = train[train["ticker"] == ticker]
+        five.loc[idx, "naive_scale"] = naive_scale(g[TARGET_RETURN], g["target_date"], five.loc[idx, "as_of_date"])
+    return {(m, v): score_rows(g) for (m, v), g in five.groupby(["model_name", "model_version"])}
 
 
 def evaluate(cfg: Config, console: Console | None = None) -> EvaluateResult:
@@ -88,19 +108,19 @@ def evaluate(cfg: Config, console: Console | None = None) -> EvaluateResult:
         console.print(f"nothing to evaluate: {lake_tables.PREDICTIONS} has no forecasts yet (run `lakehouse predict`)")
         return EvaluateResult(pd.DataFrame(), 0, None)
     fs = load_features(cfg)
-    rows, pending = score(preds, fs.frame[["ticker", "trade_date", "adj_close"]])
+    rows, pending = realize(preds, fs.frame[["ticker", "trade_date", "adj_close"]])
     with open_lake(cfg) as lake:
-        snap = lake_tables.replace_rows(lake.catalog, lake_tables.PREDICTION_ACCURACY,
-                                        rows.to_dict("records"), keys=None)
-    result = EvaluateResult(rows, pending, snap)
-    if not rows.empty:
-        table = Table(title=f"forecast accuracy ({lake_tables.PREDICTION_ACCURACY})")
-        for c in ("model", "version", "forecasts", "MAPE", "direction hit rate"):
+        records = rows.astype(object).where(rows.notna(), None).to_dict("records")
+        snap = lake_tables.replace_rows(lake.catalog, lake_tables.PREDICTION_ACCURACY, records, keys=None)
+    scores = live_scores(rows, fs.frame) if not rows.empty else {}
+    result = EvaluateResult(rows, pending, snap, scores)
+    if scores:
+        table = Table(title=f"live 5-day forecasts against what happened ({lake_tables.PREDICTION_ACCURACY})")
+        for c in ("model", "version", "n", "MASE", "rel MAE", "dir acc", "up rate"):
             table.add_column(c, justify="right" if c != "model" else "left")
-        for (m, v), g in rows.groupby(["model_name", "model_version"]):
-            hits = g["direction_hit"].dropna()
-            table.add_row(m, str(v), str(len(g)), f"{g['abs_pct_error'].mean():.2%}",
-                          f"{hits.mean():.1%}" if len(hits) else "-")
+        for (m, v), s in sorted(scores.items()):
+            table.add_row(m, str(v), f"{s['n_obs']:.0f}", *(("-" if s[k] != s[k] else f"{s[k]:.3f}")
+                                                              for k in ("mase", "rel_mae", "dir_acc", "up_rate")))
         console.print(table)
     console.print(result.detail())
     return result

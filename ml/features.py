@@ -1,9 +1,9 @@
 """Reading ``features.fct_daily_features`` from the lake and turning it into model inputs.
 
 The table is read with pyiceberg as Arrow at one pinned snapshot (the id is recorded with every
-run and prediction). Rows are checked for the contract columns; rows whose model features are
-missing (the warm-up of the 200-day averages, NaNs, infinities) are dropped with a count, and a
-ticker left with too little history is skipped with a warning instead of failing the whole run.
+run and prediction). Rows are checked for the contract columns; infinities become missing values.
+Missing feature values (the warm-up of the 200-day averages, a short history) are kept: the models
+handle them, so every ticker with a price gets a forecast.
 """
 
 from __future__ import annotations
@@ -117,52 +117,40 @@ def model_matrix(df: pd.DataFrame) -> pd.DataFrame:
     return out.replace([np.inf, -np.inf], np.nan)
 
 
-def usable_rows(df: pd.DataFrame, need_target: bool) -> pd.Series:
-    """Boolean mask of rows with every model feature (and the targets when asked) present."""
-    mask = model_matrix(df).notna().all(axis=1) & df["adj_close"].gt(0)
-    if need_target:
-        mask &= df[TARGET_RETURN].notna() & df[TARGET_CLOSE].notna()
-    return mask
+def with_target_dates(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` (sorted by ticker, date) with ``target_date``: the date of the row ``HORIZON_DAYS`` rows
+    later of the same ticker, i.e. the day its ``target_return_5d`` became known (NaT when unknown).
 
-
-def training_frame(fs: FeatureSet, min_history: int, warn: Warn) -> pd.DataFrame:
-    """Rows usable for training (features and targets known); tickers with too little history skipped.
-
-    Raises FeaturesUnavailable when no ticker is left.
+    Each training row's own target date decides whether it may train a model refit on a given date:
+    a ticker with missing days has targets further out than the calendar of other tickers suggests.
     """
-    df = fs.frame
-    mask = usable_rows(df, need_target=True)
-    dropped = int((~mask).sum())
-    if dropped:
-        warn(
-            f"{dropped} of {len(df)} feature rows have missing/NaN features or an unknown 5-day target "
-            "(indicator warm-up, the last 5 days, bad values): not used for training"
-        )
-    usable = df[mask]
-    counts = usable.groupby("ticker").size().reindex(df["ticker"].unique(), fill_value=0)
-    for ticker, n in counts.items():
-        if n < min_history:
-            reason = f"only {n} usable rows (need at least {min_history})"
-            fs.skipped[ticker] = reason
-            warn(f"ticker {ticker} skipped: {reason}")
-    keep = counts[counts >= min_history].index
-    out = usable[usable["ticker"].isin(keep)].reset_index(drop=True)
-    if out.empty:
-        raise FeaturesUnavailable(
-            f"no ticker in {FEATURES_TABLE} (snapshot {fs.snapshot_id}) has {min_history} usable rows "
-            "with features and a known 5-day target; ingest more history or lower [mlflow] min_history_days"
-        )
+    out = df.copy()
+    out["target_date"] = out.groupby("ticker", sort=False)["trade_date"].shift(-HORIZON_DAYS)
+    out.loc[out[TARGET_RETURN].isna(), "target_date"] = pd.NaT
     return out
 
 
+def training_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows a model may learn from: a positive adjusted close and a known 5-day target (with its date).
+
+    Missing feature values are kept: the models handle them (gradient boosting natively, ridge by
+    imputing training medians with missing-value indicators), so a short history (the 200-day
+    averages' warm-up, a recent listing such as FB) still trains and gets forecasts.
+    """
+    d = df if "target_date" in df.columns else with_target_dates(df)
+    mask = d["adj_close"].gt(0) & d[TARGET_RETURN].notna() & d["target_date"].notna()
+    return d[mask]
+
+
 def latest_rows(fs: FeatureSet, warn: Warn) -> pd.DataFrame:
-    """Each ticker's latest feature row; a ticker whose latest row has missing features is skipped."""
+    """Each ticker's latest feature row. Missing features are fine (the models handle them); a ticker
+    whose latest row has no positive adjusted close cannot be forecast: it is listed in
+    ``fs.skipped`` with the reason and warned about."""
     df = fs.frame
     last = df.groupby("ticker", sort=True).tail(1)
-    ok = usable_rows(last, need_target=False)
+    ok = last["adj_close"].gt(0)
     for _, row in last[~ok].iterrows():
-        bad = [c for c, v in model_matrix(row.to_frame().T).iloc[0].items() if pd.isna(v)]
-        reason = f"latest row {row['trade_date'].date()} has missing features ({', '.join(bad) or 'adj_close'})"
+        reason = f"latest row {row['trade_date'].date()} has no adjusted close to forecast from"
         fs.skipped[row["ticker"]] = reason
-        warn(f"ticker {row['ticker']} skipped: {reason}")
+        warn(f"ticker {row['ticker']} not forecast: {reason}")
     return last[ok].reset_index(drop=True)

@@ -1,11 +1,14 @@
-"""Inference: the champion model forecasts each ticker's adjusted close for the next 5 trading days.
+"""Inference: the champion model forecasts every ticker's 5-day return and adjusted close.
 
-The model predicts the 5-trading-day return r5 from each ticker's latest feature row. Day h
-(1..5) is interpolated geometrically on the same compounding path: predicted return
-(1 + r5) ** (h / 5) - 1, predicted close last_close * (1 + r5) ** (h / 5); day 5 is the model's
-own point forecast. Target dates are the next business days (Monday to Friday) after the as-of
-date; exchange holidays are not modelled, so a target date may fall on a holiday (``evaluate``
-compares against the h-th actual trading day after the as-of date).
+The model predicts the 5-trading-day return r5 from each ticker's latest feature row; every model
+handles missing features, so a ticker with a short history (FB) is forecast too, and each row names
+the model kind and registered version that served it. A ticker that cannot be forecast (no price on
+its latest row) is reported, never skipped silently.
+
+Only day 5 is a model output. Days 1-4 are written for charts, interpolated geometrically on the
+same compounding path (last_close * (1 + r5) ** (h / 5)) and flagged ``is_interpolated``: they are
+never scored. Target dates are sessions of the ticker's exchange (exchange-calendars: XNYS, XMOS),
+so no forecast targets a holiday.
 
 Rows go to ``ml.predictions`` in one Iceberg commit that replaces earlier rows of the same
 (ticker, as_of_date): rerunning for the same day never duplicates.
@@ -16,13 +19,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
 from rich.console import Console
 from threadpoolctl import threadpool_limits
 
 from lakehouse.config import Config
 from lakehouse.pipeline.stage import StageContext
-from ml import lake_tables, registry, reports
+from ml import calendars, lake_tables, registry, reports
 from ml.errors import FeaturesUnavailable, NoChampion
 from ml.features import HORIZON_DAYS, INPUT_COLUMNS, latest_rows, load_features
 
@@ -42,8 +46,9 @@ class PredictResult:
     def detail(self) -> str:
         """One line for the pipeline summary."""
         n = self.rows["ticker"].nunique() if len(self.rows) else 0
-        return (f"{n} tickers x {HORIZON_DAYS} days from {self.model_name} v{self.model_version} "
-                f"into {lake_tables.PREDICTIONS}" + (f", {len(self.skipped)} skipped" if self.skipped else ""))
+        skipped = "; not forecast: " + ", ".join(f"{t} ({why})" for t, why in self.skipped.items())
+        return (f"{n} tickers x {HORIZON_DAYS}-day forecast (days 1-4 interpolated) from {self.model_name} "
+                f"v{self.model_version} into {lake_tables.PREDICTIONS}" + (skipped if self.skipped else ""))
 
 
 def load_champion(cfg: Config):
@@ -64,18 +69,24 @@ def load_champion(cfg: Config):
     return model, version
 
 
-def forecast_rows(latest: pd.DataFrame, predicted_return_5d, version, snapshot_id: int) -> pd.DataFrame:
+def forecast_rows(latest: pd.DataFrame, predicted_return_5d, version, snapshot_id: int,
+                  exchanges: dict[str, str] | None = None) -> pd.DataFrame:
     """The ``ml.predictions`` rows (5 per ticker) for the latest feature rows and their 5-day returns."""
     created = datetime.now(UTC)
+    exchanges = exchanges or {}
+    targets = {}
+    for exchange, g in latest.groupby(latest["ticker"].map(lambda t: exchanges.get(t, calendars.DEFAULT_EXCHANGE))):
+        dates = g["trade_date"].to_numpy()
+        targets.update({(t, h): pd.Timestamp(d) for h in range(1, HORIZON_DAYS + 1)
+                        for t, d in zip(g["ticker"], calendars.sessions_after(exchange, dates, h), strict=True)})
     rows = []
     for (_, row), r5 in zip(latest.iterrows(), predicted_return_5d, strict=True):
-        as_of = row["trade_date"]
-        dates = pd.bdate_range(as_of + pd.offsets.BDay(1), periods=HORIZON_DAYS)
-        for h, target in enumerate(dates, start=1):
+        for h in range(1, HORIZON_DAYS + 1):
             growth = (1 + float(r5)) ** (h / HORIZON_DAYS)
             rows.append({
-                "ticker": row["ticker"], "as_of_date": as_of.date(), "target_date": target.date(),
-                "horizon_days": h, "predicted_close": float(row["adj_close"]) * growth,
+                "ticker": row["ticker"], "as_of_date": row["trade_date"].date(),
+                "target_date": targets[(row["ticker"], h)].date(), "horizon_days": h,
+                "is_interpolated": h != HORIZON_DAYS, "predicted_close": float(row["adj_close"]) * growth,
                 "predicted_return": growth - 1, "last_close": float(row["adj_close"]),
                 "model_name": version.tags.get("model_name", ""), "model_version": str(version.version),
                 "run_id": version.run_id, "feature_snapshot_id": snapshot_id, "created_at": created,
@@ -97,11 +108,18 @@ def predict(cfg: Config, console: Console | None = None) -> PredictResult:
     latest = latest_rows(fs, warn)
     if latest.empty:
         raise FeaturesUnavailable(
-            f"no ticker has a complete latest feature row in {fs.table} (snapshot {fs.snapshot_id}); see warnings"
+            f"no ticker has a price on its latest row in {fs.table} (snapshot {fs.snapshot_id}); see warnings"
         )
     with threadpool_limits(limits=1):  # a handful of rows: threads only add OpenMP overhead
         out = model.predict(latest.loc[:, list(INPUT_COLUMNS)])
-    rows = forecast_rows(latest, out["predicted_return_5d"].to_numpy(), version, fs.snapshot_id)
+    r5 = out["predicted_return_5d"].to_numpy(dtype=float)
+    bad = ~np.isfinite(r5)
+    for t in latest.loc[bad, "ticker"]:
+        fs.skipped[t] = f"{version.tags.get('model_name', '?')} v{version.version} returned no finite forecast"
+        warn(f"ticker {t} not forecast: {fs.skipped[t]}")
+    latest, r5 = latest[~bad].reset_index(drop=True), r5[~bad]
+    exchanges = calendars.ticker_exchanges(cfg, sorted(latest["ticker"]))
+    rows = forecast_rows(latest, r5, version, fs.snapshot_id, exchanges)
     with open_lake(cfg) as lake:
         snap = lake_tables.replace_rows(
             lake.catalog, lake_tables.PREDICTIONS, rows.to_dict("records"), keys=("ticker", "as_of_date"),
@@ -109,8 +127,8 @@ def predict(cfg: Config, console: Console | None = None) -> PredictResult:
     result = PredictResult(rows, version.tags.get("model_name", ""), str(version.version), version.run_id,
                            fs.snapshot_id, snap, dict(fs.skipped))
     console.print(reports.forecast_table(
-        rows, title=f"next-week forecast (adjusted close) · {cfg.mlflow.model_name} v{result.model_version} "
-                    f"({result.model_name}), features snapshot {fs.snapshot_id}",
+        rows, title=f"next-week forecast (adjusted close) · {cfg.mlflow.model_name}@champion, features snapshot "
+                    f"{fs.snapshot_id}",
     ))
     return result
 

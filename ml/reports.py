@@ -1,97 +1,68 @@
-"""Human-readable outputs of a training run: plots, feature importance, tables."""
+"""Human-readable outputs of the ML stages: plots and tables."""
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure  # Agg canvas, no pyplot state, no display needed
 from rich.table import Table
-from sklearn.inspection import permutation_importance
-from sklearn.pipeline import Pipeline
-
-from ml.features import MODEL_FEATURES
-from ml.metrics import METRIC_NAMES
 
 
-def prediction_plot(oof: pd.DataFrame, ticker: str, model: str) -> Figure:
-    """Predicted vs realized 5-day-ahead adjusted close of one ticker over the walk-forward folds."""
-    d = oof[oof["ticker"] == ticker].sort_values("trade_date")
-    fig = Figure(figsize=(10, 4), dpi=90)
-    ax = fig.add_subplot()
-    ax.plot(d["trade_date"], d["actual_close"], label="realized close (t+5)", lw=1.2, color="black")
-    ax.plot(d["trade_date"], d["pred_close"], label=f"{model} forecast", lw=1.0, color="tab:blue", alpha=0.8)
-    for fold, g in d.groupby("fold"):
-        ax.axvspan(g["trade_date"].min(), g["trade_date"].max(), alpha=0.06 if fold % 2 else 0.12, color="grey")
-    ax.set_title(f"{ticker}: {model}, 5-trading-day-ahead adjusted close (walk-forward test folds)")
-    ax.set_xlabel("as-of date")
-    ax.set_ylabel("adjusted close")
-    ax.legend(loc="best")
-    fig.tight_layout()
-    return fig
+def backtest_plot(rows: pd.DataFrame, tickers: list[str], model: str, holdout_start) -> Figure:  # noqa: ANN001
+    """Predicted vs realized 5-day return over the backtest, one panel per ticker, the holdout shaded.
 
-
-def feature_importance(est, X_test: pd.DataFrame, y_test: np.ndarray) -> pd.DataFrame | None:
-    """Importance of each model feature, or None for models without features (baselines).
-
-    Ridge: |standardized coefficient|; random forest: impurity importance; gradient boosting:
-    permutation importance (MAE increase) on the last walk-forward test fold, which permutes one
-    feature's values within that held-out fold only.
+    One figure for all tickers: rendering is most of the cost, and one PNG renders once.
     """
-    if not isinstance(est, Pipeline):
-        return None
-    last = est.steps[-1][1]
-    if hasattr(last, "coef_"):
-        values, method = np.abs(np.ravel(last.coef_)), "abs standardized coefficient"
-    elif hasattr(last, "feature_importances_"):
-        values, method = last.feature_importances_, "impurity importance"
-    else:
-        if len(X_test) < 10:
-            return None
-        res = permutation_importance(
-            est, X_test, y_test, scoring="neg_mean_absolute_error", n_repeats=3, random_state=0, n_jobs=1,
-        )
-        imp = pd.Series(res.importances_mean, index=X_test.columns)
-        values, method = imp.reindex(list(MODEL_FEATURES)).to_numpy(), "permutation (MAE increase, last fold)"
-    out = pd.DataFrame({"feature": list(MODEL_FEATURES), "importance": values, "method": method})
-    return out.sort_values("importance", ascending=False).reset_index(drop=True)
-
-
-def importance_plot(imp: pd.DataFrame, model: str) -> Figure:
-    """Horizontal bar chart of feature importance."""
-    d = imp.iloc[::-1]
-    fig = Figure(figsize=(7, 0.3 * len(d) + 1.2), dpi=90)
-    ax = fig.add_subplot()
-    ax.barh(d["feature"], d["importance"], color="tab:blue")
-    ax.set_title(f"{model}: feature importance ({imp['method'].iloc[0]})")
-    fig.tight_layout()
+    fig = Figure(figsize=(10, 2.2 * len(tickers) + 0.5), dpi=72)
+    axes = fig.subplots(len(tickers), 1, squeeze=False, sharex=True)[:, 0]
+    for ax, ticker in zip(axes, tickers, strict=True):
+        d = rows[rows["ticker"] == ticker].sort_values("as_of_date")
+        ax.plot(d["as_of_date"], d["actual_return"], label="realized", lw=0.6, color="black")
+        ax.plot(d["as_of_date"], d["predicted_return"], label=f"{model}", lw=0.9, color="tab:blue")
+        ax.axvspan(holdout_start, d["as_of_date"].max(), alpha=0.12, color="tab:orange")
+        ax.axhline(0, lw=0.5, color="grey")
+        ax.set_ylabel(ticker)
+    axes[0].set_title(f"{model}: point-in-time weekly forecasts of the 5-day return (holdout shaded)")
+    axes[0].legend(loc="upper left")
+    axes[-1].set_xlabel("as-of date")
     return fig
 
 
-_SHORT = {"directional_accuracy": "dir acc", "rank_ic": "rank ic"}
+def _fmt(v: float, fmt: str = "{:.3f}") -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)
 
 
-def _fmt(v: float) -> str:
-    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
+#: (column title, score, format) of the holdout table.
+_COLUMNS = (
+    ("MASE", "mase", "{:.3f}"), ("rel MAE", "rel_mae", "{:.3f}"), ("dir acc", "dir_acc", "{:.3f}"),
+    ("up rate", "up_rate", "{:.3f}"), ("IC", "ic", "{:+.3f}"), ("IC t", "ic_tstat", "{:+.2f}"),
+    ("rank IC", "rank_ic", "{:+.3f}"), ("DM", "dm_stat", "{:+.2f}"), ("DM p", "dm_pvalue", "{:.3f}"),
+    ("n", "n_obs", "{:.0f}"),
+)
 
 
-def summary_table(overall: dict[str, dict], versions: dict[str, str], champion: str, title: str) -> Table:
-    """Models x metrics, champion marked."""
+def holdout_table(scores: dict[str, dict[str, dict]], candidate: str | None, champion: str, title: str) -> Table:
+    """Models x holdout scores (cv MASE first: what the selection saw), candidate and champion marked."""
     table = Table(title=title)
     table.add_column("model")
-    for m in METRIC_NAMES:
-        table.add_column(_SHORT.get(m, m), justify="right")
-    table.add_column("version", justify="right")
+    table.add_column("cv MASE", justify="right")
+    for head, _, _ in _COLUMNS:
+        table.add_column(head, justify="right")
     table.add_column("")
-    for name in sorted(overall, key=lambda n: (math.isnan(overall[n]["mase"]), overall[n]["mase"])):
-        mark = "[bold green]champion[/]" if name == champion else ""
-        table.add_row(name, *(_fmt(overall[name][m]) for m in METRIC_NAMES), versions.get(name, ""), mark)
+    order = sorted(scores, key=lambda m: (math.isnan(scores[m]["cv"]["mase"]), scores[m]["cv"]["mase"]))
+    for m in order:
+        h = scores[m]["holdout"]
+        marks = [x for x, on in (("candidate", m == candidate), ("[bold green]champion[/]", m == champion)) if on]
+        table.add_row(m, _fmt(scores[m]["cv"]["mase"]), *(_fmt(h[k], f) for _, k, f in _COLUMNS), " ".join(marks))
+    table.caption = ("returns per ticker, tickers equally weighted; rel MAE vs naive on the same rows; dir acc vs "
+                     "up rate (its base rate); DM: Diebold-Mariano vs naive, Newey-West, two-sided p")
     return table
 
 
 def forecast_table(rows: pd.DataFrame, title: str, max_tickers: int = 30) -> Table:
-    """Next-week forecast: one row per ticker (the first ``max_tickers``), one column per target date."""
+    """Next-week forecast: one row per ticker (the first ``max_tickers``), one column per target date
+    (days 1-4 are interpolated on the path to the 5-day forecast), and the model that served it."""
     as_of = sorted({str(d) for d in rows["as_of_date"]})
     one_day = len(as_of) == 1
     table = Table(title=f"{title}\nas of {as_of[0]}" if one_day else title)
@@ -103,6 +74,7 @@ def forecast_table(rows: pd.DataFrame, title: str, max_tickers: int = 30) -> Tab
     for d in dates:
         table.add_column(pd.Timestamp(d).strftime("%a %m-%d"), justify="right")
     table.add_column("5d return", justify="right")
+    table.add_column("model")
     groups = list(rows.groupby("ticker", sort=True))
     if len(groups) > max_tickers:
         table.caption = f"{len(groups) - max_tickers} more tickers in ml.predictions"
@@ -112,5 +84,6 @@ def forecast_table(rows: pd.DataFrame, title: str, max_tickers: int = 30) -> Tab
         table.add_row(
             ticker, *([] if one_day else [str(g["as_of_date"].iloc[0])]), f"{g['last_close'].iloc[0]:.2f}",
             *(f"{by_date[d]:.2f}" if d in by_date else "" for d in dates), f"{r5:+.2%}",
+            f"{g['model_name'].iloc[0]} v{g['model_version'].iloc[0]}",
         )
     return table

@@ -67,6 +67,7 @@ def prediction_rows(as_of: dt.date, base: dict[str, float], created_at: dt.datet
     for t in TICKERS:
         for h, target in enumerate(targets, start=1):
             rows.append({"ticker": t, "as_of_date": as_of, "target_date": target, "horizon_days": h,
+                         "is_interpolated": h != 5,
                          "predicted_close": base[t] * (1 + 0.01 * h), "predicted_return": 0.01 * h,
                          "last_close": base[t], "model_name": "ridge", "model_version": version,
                          "run_id": f"run-{version}", "feature_snapshot_id": 1, "created_at": created_at})
@@ -83,6 +84,41 @@ def stage_quotes(cfg) -> None:
     result = run_dbt(cfg, ["build", "--select", "stg_quotes", "--indirect-selection", "cautious"],
                      console=Console(quiet=True))
     assert result.ok, result.errors[-10:]
+
+def metric_rows(run_id: str, model: str, version: str, holdout_mase: float, trained_at: dt.datetime,
+                champion: bool) -> list[dict]:
+    """ml.model_metrics rows of one model in one selection run: cv and holdout."""
+    out = []
+    for split, mase in (("cv", holdout_mase + 0.05), ("holdout", holdout_mase)):
+        out.append({"run_id": run_id, "model_name": model, "model_version": version, "split": split, "mase": mase,
+                    "rel_mae": mase, "mae": 0.02, "dir_acc": 0.55, "up_rate": 0.56, "always_up_acc": 0.56,
+                    "ic": 0.05, "ic_tstat": 1.0, "rank_ic": 0.04, "rank_ic_tstat": 0.8, "dm_stat": -1.0,
+                    "dm_pvalue": 0.3, "n_obs": 100, "n_tickers": 3, "n_dates": 34, "period_start": START,
+                    "period_end": START, "feature_snapshot_id": 1, "backtest_snapshot_id": 2,
+                    "trained_at": trained_at, "is_candidate": model == "ridge", "is_champion": champion,
+                    "decision": "naive stays champion"})
+    return out
+
+
+#: Backtest as-of dates (indexes into the days): two realized weeks and one still pending at the end.
+BACKTEST_AS_OF = (200, 205, N_DAYS - 3)
+
+
+def backtest_rows(model: str, days: list[dt.date], predicted_return: float, created_at: dt.datetime) -> list[dict]:
+    """ml.backtest_predictions rows of AAA and BBB; the last as-of date's target lies past the data."""
+    out = []
+    for t in ("AAA", "BBB"):
+        for i in BACKTEST_AS_OF:
+            target = business_days(days[i] + dt.timedelta(days=1), 5)[-1]
+            known = i + 5 < N_DAYS
+            out.append({"model_name": model, "ticker": t, "as_of_date": days[i], "target_date": target,
+                        "horizon_days": 5, "predicted_return": predicted_return,
+                        "predicted_close": price(t, i) * (1 + predicted_return), "last_close": price(t, i),
+                        "actual_return": price(t, i + 5) / price(t, i) - 1 if known else None,
+                        "actual_close": price(t, i + 5) if known else None, "naive_scale": 0.02,
+                        "train_end_date": days[150], "retrain_date": days[151], "fit_key": f"{model}-k",
+                        "run_id": "bt-1", "feature_snapshot_id": 1, "created_at": created_at})
+    return out
 
 
 def build_small_lake(catalog) -> SmallLake:
@@ -108,23 +144,26 @@ def build_small_lake(catalog) -> SmallLake:
     append(catalog, "ml.predictions", prediction_rows(days[-6], older, t1, "1"))
     append(catalog, "ml.predictions", prediction_rows(days[-1], last, t1, "2"))
     append(catalog, "ml.prediction_accuracy", [
-        {"ticker": "AAA", "as_of_date": days[-6], "target_date": days[-5], "horizon_days": 1, "predicted_close": 1.0,
-         "actual_close": 1.0, "error": 0.0, "abs_pct_error": 2.0, "direction_hit": True, "model_name": "ridge",
-         "model_version": "1", "evaluated_at": t1},
-        {"ticker": "BBB", "as_of_date": days[-6], "target_date": days[-5], "horizon_days": 1, "predicted_close": 1.0,
-         "actual_close": 1.0, "error": 0.0, "abs_pct_error": 4.0, "direction_hit": False, "model_name": "ridge",
-         "model_version": "1", "evaluated_at": t1},
+        {"ticker": "AAA", "as_of_date": days[-6], "target_date": days[-1], "horizon_days": 5,
+         "is_interpolated": False, "predicted_return": 0.05, "actual_return": 0.03, "return_error": 0.02,
+         "last_close": 1.0, "predicted_close": 1.05, "actual_close": 1.03, "error": 0.02, "abs_pct_error": 0.02,
+         "direction_hit": True, "model_name": "ridge", "model_version": "1", "evaluated_at": t1},
+        {"ticker": "BBB", "as_of_date": days[-6], "target_date": days[-1], "horizon_days": 5,
+         "is_interpolated": False, "predicted_return": 0.05, "actual_return": -0.01, "return_error": 0.06,
+         "last_close": 1.0, "predicted_close": 1.05, "actual_close": 0.99, "error": 0.06, "abs_pct_error": 0.06,
+         "direction_hit": False, "model_name": "ridge", "model_version": "1", "evaluated_at": t1},
+        {"ticker": "BBB", "as_of_date": days[-6], "target_date": days[-2], "horizon_days": 4,
+         "is_interpolated": True, "predicted_return": 0.04, "actual_return": 0.5, "return_error": -0.46,
+         "last_close": 1.0, "predicted_close": 1.04, "actual_close": 1.5, "error": -0.46, "abs_pct_error": 0.3,
+         "direction_hit": True, "model_name": "ridge", "model_version": "1", "evaluated_at": t1},
     ])
     append(catalog, "ml.model_metrics", [
-        {"run_id": "run-1", "model_name": "ridge", "model_version": "1", "mase": 0.9, "mae": 1.2, "rmse": 1.5,
-         "mape": 2.0, "directional_accuracy": 0.55, "ic": 0.1, "rank_ic": 0.12, "n_folds": 5,
-         "feature_snapshot_id": 1, "trained_at": t1 - dt.timedelta(days=3), "is_champion": False},
-        {"run_id": "run-2", "model_name": "ridge", "model_version": "2", "mase": 0.8, "mae": 1.1, "rmse": 1.4,
-         "mape": 1.9, "directional_accuracy": 0.57, "ic": 0.15, "rank_ic": 0.14, "n_folds": 5,
-         "feature_snapshot_id": 1, "trained_at": t1, "is_champion": True},
-        {"run_id": "run-3", "model_name": "naive", "model_version": "1", "mase": 1.0, "mae": 1.3, "rmse": 1.6,
-         "mape": 2.2, "directional_accuracy": 0.5, "ic": 0.0, "rank_ic": 0.0, "n_folds": 5,
-         "feature_snapshot_id": 1, "trained_at": t1, "is_champion": False},
+        *metric_rows("run-1", "ridge", "1", 0.90, t1 - dt.timedelta(days=3), champion=False),
+        *metric_rows("run-2", "ridge", "", 0.80, t1, champion=False),
+        *metric_rows("run-3", "naive", "1", 1.00, t1, champion=True),
+    ])
+    append(catalog, "ml.backtest_predictions", [
+        *backtest_rows("naive", days, 0.0, t1), *backtest_rows("ridge", days, 0.01, t1),
     ])
     closes = {t: [price(t, i) for i in range(N_DAYS)] for t in TICKERS}
     closes["CCC"][10] = 11.0

@@ -18,6 +18,7 @@ from lakehouse.lake import open_lake
 from lakehouse.stages.transform_dwh import build
 from tests.conftest import isolated_env, run_cli
 from tests.dwh_support import (
+    BACKTEST_AS_OF,
     N_DAYS,
     TICKERS,
     append,
@@ -63,8 +64,8 @@ def test_first_build_succeeds_with_all_model_kinds(env) -> None:
     assert res.row_counts["mart_daily_prices"] == 3 * N_DAYS
     assert res.row_counts["mart_weekly_summary"] == 3 * 52
     assert res.row_counts["mart_latest_forecast"] == 3
-    assert res.row_counts["mart_forecast_vs_actual"] == 30
-    assert res.row_counts["mart_model_leaderboard"] == 3
+    assert res.row_counts["mart_forecast_vs_actual"] == 30 + 2 * 2 * len(BACKTEST_AS_OF)  # live + backtest
+    assert res.row_counts["mart_model_leaderboard"] == 2
     engines = dict(rows(env["client"], "SELECT name, engine FROM system.tables WHERE database = {d:String}",
                         d=env["ep"].database))
     assert engines["ticker_overview"] == "View" and engines["mart_daily_prices"] == "MergeTree"
@@ -116,19 +117,39 @@ def test_forecast_marts(env) -> None:
     assert aaa[6] == pytest.approx(5.0) and aaa[7] == "2" and not aaa[8]
 
     realized = rows(c, "SELECT horizon_days, actual_close, abs_pct_error, direction_hit FROM mart_forecast_vs_actual "
-                       "WHERE ticker = 'AAA' AND as_of_date = {d:Date32} ORDER BY horizon_days", d=days[-6])
+                       "WHERE forecast_source = 'live' AND ticker = 'AAA' AND as_of_date = {d:Date32} "
+                       "ORDER BY horizon_days", d=days[-6])
     assert [r[0] for r in realized] == [1, 2, 3, 4, 5]
-    assert realized[0][1] == price("AAA", N_DAYS - 5) and realized[0][3] is True
+    assert realized[0][1] == pytest.approx(price("AAA", N_DAYS - 5)) and realized[0][3] is True
     pred = price("AAA", N_DAYS - 6) * 1.01
     assert realized[0][2] == pytest.approx(abs(price("AAA", N_DAYS - 5) - pred) / price("AAA", N_DAYS - 5) * 100)
     pending = rows(c, "SELECT count(), countIf(is_realized), countIf(actual_close IS NULL) "
                       "FROM mart_forecast_vs_actual WHERE as_of_date = {d:Date32}", d=days[-1])
     assert pending == [(15, 0, 15)]
 
-    board = rows(c, "SELECT rank, model_name, model_version, is_champion, n_evaluated, live_mape, "
-                    "live_directional_accuracy FROM mart_model_leaderboard ORDER BY rank")
-    assert [b[:4] for b in board] == [(1, "ridge", "2", True), (2, "ridge", "1", False), (3, "naive", "1", False)]
-    assert board[1][4:] == (2, 3.0, 0.5)
+    assert rows(c, "SELECT countIf(is_interpolated) FROM mart_forecast_vs_actual WHERE forecast_source = 'live'") == [
+        (24,)]
+
+    # the backtest's weekly forecasts, realized on one price basis from stg_quotes
+    bt = rows(c, "SELECT as_of_date, actual_return, is_realized, direction_hit FROM mart_forecast_vs_actual "
+                 "WHERE forecast_source = 'backtest' AND model_name = 'ridge' AND ticker = 'AAA' ORDER BY as_of_date")
+    i0, i1, i2 = BACKTEST_AS_OF
+    assert [b[0] for b in bt] == [days[i0], days[i1], days[i2]]
+    assert bt[0][1] == pytest.approx(price("AAA", i0 + 5) / price("AAA", i0) - 1) and bt[0][2] and bt[0][3] is True
+    assert bt[2][1:] == (None, False, None)  # its target lies past the data
+    assert rows(c, "SELECT count(), countIf(direction_hit IS NULL) FROM mart_forecast_vs_actual "
+                   "WHERE forecast_source = 'backtest' AND model_name = 'naive'") == [(6, 6)]  # no predicted move
+
+    board = rows(c, "SELECT rank, model_name, model_version, is_champion, is_candidate, holdout_mase, cv_mase, "
+                    "n_backtest, n_backtest_realized, backtest_mae, n_evaluated, live_mae, live_dir_acc "
+                    "FROM mart_model_leaderboard ORDER BY rank")
+    assert [b[:5] for b in board] == [(1, "ridge", "", False, True), (2, "naive", "1", True, False)]
+    ridge = board[0]
+    assert ridge[5:7] == (pytest.approx(0.80), pytest.approx(0.85))  # the newest run, not run-1
+    actual = [price("AAA", i + 5) / price("AAA", i) - 1 for i in (i0, i1)] + [1.01**5 - 1] * 2
+    assert ridge[7:10] == (6, 4, pytest.approx(sum(abs(0.01 - a) for a in actual) / 4))
+    assert ridge[10:] == (2, pytest.approx(0.04), 0.5)  # the interpolated day-4 row is not scored
+    assert board[1][10] == 0
 
 
 def test_new_snapshots_are_seen_and_marts_rebuilt(env) -> None:

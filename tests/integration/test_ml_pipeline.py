@@ -1,38 +1,36 @@
-"""Train -> register -> predict -> evaluate on the sample data with the local (embedded) MLflow store.
+"""Backtest -> selection and champion rule -> predict -> evaluate on the sample with the local (embedded)
+MLflow store, through the real `lakehouse` console script where it matters.
 
 The features table is built from the shipped sample quotes by the test oracle (tests/features_reference.py)
-and written through open_lake + pyiceberg; training runs through the real `lakehouse` console script.
+and written through open_lake + pyiceberg.
 """
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 from rich.console import Console
 
 from lakehouse.config import get_config
+from lakehouse.contracts import MODEL_METRICS
 from lakehouse.lake import open_lake
 from ml import tracking
 from ml.errors import FeaturesUnavailable
 from ml.evaluate import evaluate
 from ml.features import FEATURES_TABLE
 from ml.predict import predict
-from ml.registry import choose_champion
+from ml.registry import champion_rule
 from tests.conftest import run_cli
-from tests.ml_helpers import (
-    SHORT_TICKER,
-    TRAIN_TICKERS,
-    features_arrow,
-    isolated,
-    sample_features,
-    write_features,
-)
+from tests.ml_helpers import SHORT_TICKER, TRAIN_TICKERS, isolated, sample_features, sample_quotes, write_features
 
-CUTOFF = "2013-02-15"  # the sample ends 2013-03-01: 10 trading days of "future" for evaluate
+CUTOFF = "2013-02-15"  # the sample ends 2013-03-01: two weeks of "future" for evaluate
 MODELS = {"naive", "drift", "ridge", "hist_gbr"}
+TICKERS = {*TRAIN_TICKERS, SHORT_TICKER}
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +39,8 @@ def trained(tmp_path_factory):
     next(gen)
     cfg = get_config(reload=True)
     snap = write_features(cfg, sample_features(CUTOFF))
+    bt = run_cli("backtest")
+    assert bt.returncode == 0, bt.stdout + bt.stderr
     proc = run_cli("train")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     tracking.configure(cfg)
@@ -60,134 +60,101 @@ def _scan(cfg, name, snapshot_id=None) -> pd.DataFrame:
         return lake.catalog.load_table(name).scan(snapshot_id=snapshot_id).to_pandas()
 
 
-def test_train_logs_a_parent_run_with_one_child_per_model(trained):
+def test_selection_logs_every_score_and_the_decision(trained):
     t = trained
-    assert f"ticker {SHORT_TICKER} skipped" in t.out.replace("\n", " ")
-    assert "walk-forward evaluation" in t.out and "promotion:" in t.out
+    assert "walk-forward backtest scores" in t.out and "decision:" in t.out
     parents, runs = _runs(t)
-    parent = parents[0]
-    assert parent.data.tags["feature_snapshot_id"] == str(t.snap)
-    assert parent.data.tags["feature_table"] == FEATURES_TABLE
+    parent = parents[-1]
+    assert parent.data.params["holdout_weeks"] == "26"
+    assert parent.data.tags["decision"] and parent.data.tags["champion"] in MODELS
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert {c.info.run_name for c in children} == MODELS
     for child in children:
-        assert child.data.tags["feature_snapshot_id"] == str(t.snap)
-        assert child.data.params["n_folds"] == "3"
-        for m in ("mase", "mae", "rmse", "mape"):
-            assert m in child.data.metrics
-        assert len(t.client.get_metric_history(child.info.run_id, "fold_mae")) == 3
-        files = {f.path for f in t.client.list_artifacts(child.info.run_id)}
-        assert {"metrics.csv", "features.json", "plots"} <= files
-        plots = {f.path for f in t.client.list_artifacts(child.info.run_id, "plots")}
-        assert plots == {f"plots/{x}.png" for x in TRAIN_TICKERS}
-        if child.info.run_name in ("ridge", "hist_gbr"):
-            assert {"feature_importance.csv", "feature_importance.png"} <= files
+        for split in ("cv", "holdout"):
+            for m in ("mase", "rel_mae", "mae", "n_obs"):
+                assert f"{split}_{m}" in child.data.metrics, (child.info.run_name, split, m)
+        if child.info.run_name != "naive":
+            assert {"holdout_dir_acc", "holdout_up_rate", "holdout_dm_stat", "holdout_dm_pvalue", "holdout_ic",
+                    "holdout_ic_tstat"} <= set(child.data.metrics)
     naive = next(c for c in children if c.info.run_name == "naive")
-    assert naive.data.metrics["mase"] == pytest.approx(1.0)
-    # champion rule, as recorded: lowest MASE only if < 1, else naive
-    mase = {c.info.run_name: c.data.metrics["mase"] for c in children}
-    expected, _ = choose_champion(mase)
-    assert parent.data.tags["champion"] == expected
-    assert expected == "naive" or mase[expected] < 1
-    assert parent.data.tags["promotion"]
+    assert naive.data.metrics["holdout_rel_mae"] == pytest.approx(1.0)
+    # the decision as recorded follows the rule on the recorded numbers
+    scores = {c.info.run_name: {k.removeprefix("holdout_"): v for k, v in c.data.metrics.items()
+                                if k.startswith("holdout_")} for c in children}
+    cand = parent.data.tags["candidate"]
+    cv = {c.info.run_name: c.data.metrics["cv_mase"] for c in children if c.info.run_name != "naive"}
+    assert cand == min(cv, key=cv.get)  # chosen on cv, not on the holdout
+    expected = champion_rule(cand, {**{"dm_stat": math.nan, "dm_pvalue": math.nan}, **scores[cand]}, None, None,
+                             t.cfg.mlflow.dm_pvalue_max)
+    assert parent.data.tags["champion"] == expected.champion
+    assert parent.data.tags["decision"] == expected.reason
 
 
-def test_every_model_is_a_registered_version_and_the_champion_loads(trained):
-    t = trained
-    name = t.cfg.mlflow.model_name
-    versions = t.client.search_model_versions(f"name = '{name}'")
-    assert {v.tags["model_name"] for v in versions} == MODELS
-    champ = t.client.get_model_version_by_alias(name, "champion")
-    parents, _ = _runs(t)
-    assert champ.tags["model_name"] == parents[0].data.tags["champion"]
-    model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
-    assert model.metadata.signature is not None
-    rows = _scan(t.cfg, FEATURES_TABLE).sort_values("trade_date").groupby("ticker").tail(1)
-    rows = rows[rows["ticker"].isin(TRAIN_TICKERS)]
-    from ml.features import INPUT_COLUMNS, normalize
-
-    out = model.predict(normalize(rows).loc[:, list(INPUT_COLUMNS)])
-    assert list(out.columns) == ["predicted_return_5d", "predicted_close_5d"] and len(out) == 3
-
-
-def test_model_metrics_table_has_one_row_per_model_and_one_champion(trained):
+def test_model_metrics_has_cv_and_holdout_rows_in_return_units(trained):
     t = trained
     mm = _scan(t.cfg, "ml.model_metrics")
-    assert set(mm["model_name"]) == MODELS and len(mm) == 4
-    assert mm["is_champion"].sum() == 1
+    assert set(MODEL_METRICS.column_names) <= set(mm.columns)
+    assert len(mm) == 2 * len(MODELS) and set(mm["split"]) == {"cv", "holdout"}
+    assert set(mm["model_name"]) == MODELS
+    hold = mm[mm["split"] == "holdout"].set_index("model_name")
+    assert hold.loc["naive", "rel_mae"] == 1.0 and pd.isna(hold.loc["naive", "dm_pvalue"])
+    assert (hold["period_start"] > mm[mm["split"] == "cv"].set_index("model_name")["period_end"]).all()
+    assert hold["n_tickers"].min() >= 3 and (hold["n_obs"] > 50).all()
+    assert mm["is_candidate"].sum() == 2 and mm["is_champion"].sum() == 2  # one model, both splits
     champ = t.client.get_model_version_by_alias(t.cfg.mlflow.model_name, "champion")
-    assert mm.loc[mm["is_champion"], "model_version"].item() == str(champ.version)
-    assert (mm["feature_snapshot_id"] == t.snap).all() and (mm["n_folds"] == 3).all()
+    row = mm[mm["is_champion"]].iloc[0]
+    assert champ.tags["model_name"] == row["model_name"] and row["model_version"] == str(champ.version)
 
 
-def test_predict_writes_5_days_per_ticker_traceable_and_rerun_does_not_duplicate(trained):
+def test_every_ticker_gets_a_5_day_forecast_on_exchange_sessions_and_reruns_replace(trained):
     t = trained
     first = run_cli("predict")
     assert first.returncode == 0, first.stdout + first.stderr
     assert "next-week forecast" in first.stdout
     predict(t.cfg, Console(width=120))  # rerun for the same as-of date
     p = _scan(t.cfg, "ml.predictions")
-    assert len(p) == len(TRAIN_TICKERS) * 5  # the rerun replaced, not appended
-    assert not p.duplicated(["ticker", "as_of_date", "horizon_days"]).any()
-    assert set(p["ticker"]) == set(TRAIN_TICKERS)  # FB has no complete latest row
+    assert set(p["ticker"]) == TICKERS  # FB (196 rows, no 200-day average) included
+    assert len(p) == len(TICKERS) * 5 and not p.duplicated(["ticker", "as_of_date", "horizon_days"]).any()
     champ = t.client.get_model_version_by_alias(t.cfg.mlflow.model_name, "champion")
-    for _ticker, g in p.groupby("ticker"):
+    fb = p[(p["ticker"] == SHORT_TICKER) & (p["horizon_days"] == 5)]
+    assert len(fb) == 1 and not fb["is_interpolated"].iloc[0] and np.isfinite(fb["predicted_return"].iloc[0])
+    assert set(p["model_name"]) == {champ.tags["model_name"]} and set(p["model_version"]) == {str(champ.version)}
+    # 2013-02-18 (Presidents' Day) is no session: the five targets are the next five NYSE sessions
+    for _, g in p.groupby("ticker"):
         g = g.sort_values("horizon_days")
-        assert list(g["horizon_days"]) == [1, 2, 3, 4, 5]
-        as_of = pd.Timestamp(g["as_of_date"].iloc[0])
-        assert as_of == pd.Timestamp("2013-02-15")
-        assert [pd.Timestamp(d) for d in g["target_date"]] == list(pd.bdate_range("2013-02-18", periods=5))
+        assert [str(d) for d in g["target_date"]] == ["2013-02-19", "2013-02-20", "2013-02-21", "2013-02-22",
+                                                      "2013-02-25"]
+        assert list(g["is_interpolated"]) == [True, True, True, True, False]
         r5 = g["predicted_return"].iloc[-1]
         expected = g["last_close"].iloc[0] * (1 + r5) ** (g["horizon_days"] / 5)
         assert g["predicted_close"].to_numpy() == pytest.approx(expected.to_numpy())
-    assert set(p["model_version"]) == {str(champ.version)}
-    assert set(p["run_id"]) == {champ.run_id}
-    assert set(p["model_name"]) == {champ.tags["model_name"]}
-    # the feature snapshot the forecast used can still be scanned
-    snap = int(p["feature_snapshot_id"].iloc[0])
-    assert snap == t.snap
-    assert len(_scan(t.cfg, FEATURES_TABLE, snapshot_id=snap)) > 0
+    assert (p["feature_snapshot_id"] == t.snap).all()
 
 
-def test_evaluate_scores_forecasts_once_actuals_exist(trained):
+def test_evaluate_scores_returns_on_one_price_basis(trained):
     t = trained
     if not len(_scan(t.cfg, "ml.predictions")):
         pytest.skip("needs the predictions of the previous test")
     full = sample_features()
-    write_features(t.cfg, full)  # ten more trading days arrive
+    write_features(t.cfg, full)  # two more weeks arrive
     proc = run_cli("evaluate")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     acc = _scan(t.cfg, "ml.prediction_accuracy")
-    assert len(acc) == len(TRAIN_TICKERS) * 5
+    assert len(acc) == len(TICKERS) * 5 and acc["is_interpolated"].sum() == len(TICKERS) * 4
+    raw = sample_quotes().set_index(["ticker", "trade_date"])["adj_close"]
     for rec in acc.to_dict("records"):
-        series = full[full["ticker"] == rec["ticker"]].sort_values("trade_date")
-        after = series[pd.to_datetime(series["trade_date"]) > pd.Timestamp(rec["as_of_date"])]
-        actual = after["adj_close"].iloc[rec["horizon_days"] - 1]  # h-th trading day (2013-02-18 is a holiday)
-        assert rec["actual_close"] == pytest.approx(actual)
-        assert rec["error"] == pytest.approx(rec["predicted_close"] - actual)
-        assert rec["abs_pct_error"] == pytest.approx(abs(rec["predicted_close"] - actual) / actual)
-    # a second evaluate rebuilds the same rows (no duplicates); a new day's forecast adds rows
+        expected = raw[(rec["ticker"], pd.Timestamp(rec["target_date"]))] / raw[(rec["ticker"],
+                                                                                pd.Timestamp(rec["as_of_date"]))] - 1
+        assert rec["actual_return"] == pytest.approx(expected)
+        assert rec["actual_close"] == pytest.approx(rec["last_close"] * (1 + expected))
+        assert rec["return_error"] == pytest.approx(rec["predicted_return"] - expected)
+    # a second evaluate rebuilds the same rows; a new day's forecast adds rows
     evaluate(t.cfg, Console(width=120))
     assert len(_scan(t.cfg, "ml.prediction_accuracy")) == len(acc)
     predict(t.cfg, Console(width=120))
     p = _scan(t.cfg, "ml.predictions")
-    assert len(p) == 2 * len(TRAIN_TICKERS) * 5
+    assert len(p) == 2 * len(TICKERS) * 5
     assert not p.duplicated(["ticker", "as_of_date", "horizon_days"]).any()
-
-
-def test_retraining_keeps_the_old_champion_as_previous(trained):
-    from ml.train import needs_training, train
-
-    t = trained
-    name = t.cfg.mlflow.model_name
-    old = t.client.get_model_version_by_alias(name, "champion")
-    result = train(t.cfg, Console(width=120), models=["ridge"], force=True)
-    assert set(result.results) == {"naive", "ridge"}  # naive is always trained as the baseline
-    new = t.client.get_model_version_by_alias(name, "champion")
-    assert str(new.version) == result.champion_version != str(old.version)
-    assert new.run_id == result.results[result.champion].run_id
-    assert str(t.client.get_model_version_by_alias(name, "previous").version) == str(old.version)
-    assert needs_training(t.cfg, result.snapshot_id)[0] is False
 
 
 def test_bad_input_gives_clear_messages(lh_env):
@@ -195,13 +162,17 @@ def test_bad_input_gives_clear_messages(lh_env):
     proc = run_cli("predict")
     assert proc.returncode == 1
     assert "no registered model stock_forecaster@champion" in proc.stderr and "lakehouse train" in proc.stderr
-    from ml.train import train
+    proc = run_cli("train")
+    assert proc.returncode == 1 and "lakehouse backtest" in " ".join(proc.stderr.split())  # rich wraps lines
+    from ml.backtest import backtest
 
     with pytest.raises(FeaturesUnavailable, match="does not exist.*lakehouse transform lake"):
-        train(cfg, Console(width=120))
+        backtest(cfg, Console(width=120))
+    from tests.ml_helpers import features_arrow
+
     schema = features_arrow(sample_features().head(1)).schema
     with open_lake(cfg) as lake:
         lake.catalog.create_namespace_if_not_exists("features")
         lake.catalog.create_table(FEATURES_TABLE, schema=schema)
     with pytest.raises(FeaturesUnavailable, match="is empty"):
-        train(cfg, Console(width=120))
+        backtest(cfg, Console(width=120))

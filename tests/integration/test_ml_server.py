@@ -12,6 +12,7 @@ from lakehouse.lake import open_lake
 from lakehouse.services.objectstore import s3_client
 from lakehouse.services.supervisor import ServiceError, down, is_running, up
 from ml import tracking
+from ml.backtest import backtest
 from ml.predict import predict
 from ml.train import train
 from tests.ml_helpers import isolated, sample_features, write_features
@@ -29,7 +30,7 @@ def server_cfg(tmp_path_factory):
             "LAKEHOUSE_GENERAL__MODE": "services",
             # the lake stays on local files here; only MLflow runs as a service in this test
             "LAKEHOUSE_CATALOG__WAREHOUSE": (home / "warehouse").as_uri(),
-            "LAKEHOUSE_MLFLOW__CV_FOLDS": "2",
+            "LAKEHOUSE_MLFLOW__HOLDOUT_WEEKS": "26",
         })
         next(gen)
         cfg = get_config(reload=True)
@@ -57,11 +58,12 @@ def test_train_and_predict_through_the_tracking_server(server_cfg):
 
     df = sample_features()
     snap = write_features(cfg, df[df["ticker"].isin(TICKERS)])
+    backtest(cfg, Console(width=120), models=["ridge"])
     result = train(cfg, Console(width=120), models=["ridge"])
-    assert set(result.results) == {"naive", "ridge"}
+    assert set(result.scores) == {"naive", "ridge"} and result.candidate == "ridge"
     client = mlflow.MlflowClient()
     assert mlflow.get_tracking_uri() == target.tracking_uri
-    child = client.get_run(result.results["ridge"].run_id)
+    child = client.get_run(result.run_ids["ridge"])
     assert child.info.artifact_uri.startswith("mlflow-artifacts:")
     assert child.data.tags["feature_snapshot_id"] == str(snap)
 
@@ -69,7 +71,7 @@ def test_train_and_predict_through_the_tracking_server(server_cfg):
     s3 = s3_client(cfg)
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=cfg.objectstore.bucket, Prefix="mlflow/")
             .get("Contents", [])]
-    assert any(k.endswith("/plots/AAPL.png") for k in keys), keys[:20]
+    assert any(k.endswith("/backtest.png") for k in keys), keys[:20]
     assert any(k.endswith("/MLmodel") for k in keys), keys[:20]
 
     champ = client.get_model_version_by_alias(cfg.mlflow.model_name, "champion")
