@@ -19,8 +19,8 @@ from pathlib import Path
 import psutil
 
 from lakehouse.config import Config
-from lakehouse.net import http_ok, port_in_use, wait_http
-from lakehouse.services.registry import Service, all_services, get_service
+from lakehouse.net import port_in_use
+from lakehouse.services.registry import Service, all_services, expand, get_service
 
 
 class ServiceError(RuntimeError):
@@ -84,7 +84,7 @@ def resolve(names: list[str] | None) -> list[Service]:
             add(dep)
         wanted[svc.name] = svc
 
-    for n in names:
+    for n in expand(names):
         add(n)
     return sorted(wanted.values(), key=lambda s: (s.order, s.name))
 
@@ -98,7 +98,7 @@ def status(cfg: Config, svc: Service) -> ServiceStatus:
         return ServiceStatus(svc.name, "stopped", None, port, url, False, log_file(cfg, svc.name))
     if not _process_matches(state):
         return ServiceStatus(svc.name, "stale", state.get("pid"), port, url, False, log_file(cfg, svc.name))
-    healthy = http_ok(svc.health_url(cfg))
+    healthy = svc.healthy(cfg)
     return ServiceStatus(
         svc.name, "running" if healthy else "unhealthy", state["pid"], state.get("port", port), url,
         healthy, log_file(cfg, svc.name),
@@ -129,7 +129,7 @@ def start(cfg: Config, svc: Service, echo=print) -> ServiceStatus:
         _state_file(cfg, svc.name).unlink(missing_ok=True)
 
     host = svc.host(cfg)
-    for port in [svc.port(cfg), *svc.extra_ports(cfg)]:
+    for port in [*([svc.port(cfg)] if svc.listens else []), *svc.extra_ports(cfg)]:
         if port_in_use(host, port):
             raise ServiceError(
                 f"{svc.name}: port {port} on {host} is already in use by another process; "
@@ -152,7 +152,7 @@ def start(cfg: Config, svc: Service, echo=print) -> ServiceStatus:
         "command": cmd, "started_at": time.time(), "create_time": psutil.Process(proc.pid).create_time(),
     }
     _state_file(cfg, svc.name).write_text(json.dumps(state, indent=2))
-    ok = wait_http(svc.health_url(cfg), svc.start_timeout, alive=lambda: proc.poll() is None)
+    ok = svc.wait_healthy(cfg, svc.start_timeout, alive=lambda: proc.poll() is None)
     if not ok:
         exited = proc.poll()
         _kill_group(proc.pid, svc.stop_grace)
@@ -219,7 +219,7 @@ def up(cfg: Config, names: list[str] | None = None, echo=print) -> list[ServiceS
 
 def down(cfg: Config, names: list[str] | None = None, echo=print) -> None:
     """Stop the named services (all by default) in reverse start order."""
-    targets = [get_service(n) for n in names] if names else all_services()
+    targets = [get_service(n) for n in expand(names)] if names else all_services()
     for svc in reversed(targets):
         stop(cfg, svc, echo)
 
