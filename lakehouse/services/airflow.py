@@ -47,7 +47,7 @@ ENV_CLI = "LAKEHOUSE_CLI"
 _OWN_SECRETS = {
     ("core", "fernet_key"): lambda: base64.urlsafe_b64encode(os.urandom(32)).decode(),
     ("api", "secret_key"): lambda: secrets.token_urlsafe(32),
-    ("api_auth", "jwt_secret"): lambda: secrets.token_urlsafe(32),
+    ("api_auth", "jwt_secret"): lambda: secrets.token_urlsafe(64),  # >= 64 bytes for HS512
 }
 
 
@@ -131,12 +131,17 @@ def airflow_settings(cfg: Config) -> dict[str, dict[str, str]]:
             "auth_manager": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
             "simple_auth_manager_users": f"{a.admin_user}:admin",
             "simple_auth_manager_passwords_file": str(passwords_file(cfg)),
+            # the DAG file may refresh the pipeline graph through the core CLI (seconds on a busy laptop)
+            "dagbag_import_timeout": "120",
         },
         "database": {"sql_alchemy_conn": f"sqlite:///{database_file(cfg)}"},
         "logging": {"base_log_folder": str(h / "logs"), "logging_level": "INFO"},
         "api": {"host": a.host, "port": str(a.port), "base_url": a.url, "workers": "1", "expose_config": "False"},
         "scheduler": {"enable_health_check": "False"},
-        "dag_processor": {"refresh_interval": "60"},
+        "dag_processor": {"refresh_interval": "60", "dag_file_processor_timeout": "180"},
+        # tasks report to the api-server; on a loaded 2-core laptop an answer can take more than the
+        # default 5 s, and a task whose reports time out fails although its stage succeeded
+        "workers": {"execution_api_timeout": "30", "execution_api_retries": "10"},
     }
 
 
