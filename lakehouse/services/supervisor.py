@@ -166,7 +166,7 @@ def start(cfg: Config, svc: Service, echo=print) -> ServiceStatus:
             svc.after_start(cfg)
         except Exception as exc:
             raise ServiceError(f"{svc.name}: started but its setup step failed: {exc}; log: {log}") from exc
-    echo(f"{svc.name}: started (pid {proc.pid}, {svc.url(cfg)}, log {log})")
+    echo(f"{svc.name}: started (pid {proc.pid}, {svc.url(cfg) + ', ' if svc.listens else ''}log {log})")
     return status(cfg, svc)
 
 
