@@ -142,6 +142,22 @@ class AirflowConfig(_Service):
     port: int = Field(8080, ge=1, le=65535)
     admin_user: str = "admin"
     admin_password: str = ""
+    #: the Airflow virtualenv (empty: .venvs/airflow in the project)
+    venv: str = ""
+    #: cron of the quotes_ingest DAG (weekdays after the market closes) and of the weekly train_models run
+    ingest_schedule: str = "0 22 * * 1-5"
+    train_schedule: str = "0 6 * * 6"
+    timezone: str = Field("UTC", min_length=1)
+    #: retries of the ingest task, the first wait and the cap of its exponential backoff
+    ingest_retries: int = Field(3, ge=0, le=20)
+    ingest_retry_delay_seconds: float = Field(60, ge=1)
+    ingest_max_retry_delay_seconds: float = Field(1800, ge=1)
+    #: task slots of the LocalExecutor, each a worker process (~110 MB); runs of different DAGs may overlap
+    #: (train_models and predict start together), one run per DAG at a time
+    parallelism: int = Field(2, ge=1, le=64)
+
+    _crons = field_validator("ingest_schedule", "train_schedule")(lambda v: _cron(v))
+    _timezone = field_validator("timezone")(lambda v: _timezone_name(v))
 
 
 class SupersetConfig(_Service):
@@ -170,6 +186,24 @@ def _iso_date_or_empty(value: str) -> str:
             _dt.date.fromisoformat(value)
         except ValueError:
             raise ValueError(f"expected a date YYYY-MM-DD or empty, got {value!r}") from None
+    return value
+
+
+def _cron(value: str) -> str:
+    """A five-field cron expression (minute hour day-of-month month day-of-week); Airflow checks the fields."""
+    if len(value.split()) != 5:
+        raise ValueError(f"{value!r} is not a cron expression with 5 fields (minute hour day month weekday)")
+    return " ".join(value.split())
+
+
+def _timezone_name(value: str) -> str:
+    """An IANA time zone name (``UTC``, ``America/New_York``)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"{value!r} is not an IANA time zone name (e.g. UTC, America/New_York)") from exc
     return value
 
 

@@ -8,6 +8,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -51,13 +52,19 @@ def register(app: typer.Typer) -> None:
         for col in ("service", "state", "pid", "port", "url", "health", "log"):
             table.add_column(col)
         colors = {"running": "green", "unhealthy": "red", "stale": "yellow", "stopped": "dim"}
+        hints = []
         for svc in all_services():
             st = svc_status(cfg, svc)
             table.add_row(
-                st.name, f"[{colors[st.state]}]{st.state}[/]", str(st.pid or ""), str(st.port), st.url,
-                "ok" if st.healthy else "-", str(st.log),
+                st.name, f"[{colors[st.state]}]{st.state}[/]", str(st.pid or ""), str(st.port) if svc.listens else "",
+                st.url if svc.listens else "", "ok" if st.healthy else "-", str(st.log),
             )
-        Console().print(table)
+            if svc.hint is not None:
+                hints.append(svc.hint(cfg))
+        console = Console()
+        console.print(table)
+        for hint in hints:
+            console.print(escape(hint), soft_wrap=True)
 
     @app.command()
     def logs(

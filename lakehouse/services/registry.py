@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lakehouse.config import Config
+from lakehouse.net import http_ok
 
 
 def lakehouse_cli() -> list[str]:
@@ -29,9 +31,13 @@ class Service:
     """One background service the supervisor can start, check and stop.
 
     ``section`` is the config section holding ``host`` and ``port``; ``command`` builds the argv;
-    ``health_path`` is fetched over HTTP on that port; ``extra_ports`` lists other ports the process
-    binds (checked for conflicts before start); ``prepare`` runs before start (write config files),
-    ``after_start`` once healthy (create buckets, users).
+    ``health_path`` is fetched over HTTP on that port, unless ``health`` says otherwise (a process
+    without a port of its own, e.g. Airflow's scheduler, is healthy when its heartbeat is);
+    ``listens`` is false for such a process (its section's port belongs to another one); ``extra_ports``
+    lists other ports the process binds (checked for conflicts before start); ``prepare`` runs before
+    start (write config files), ``after_start`` once healthy (create buckets, users). Services with the
+    same ``group`` start and stop together under the group's name (``lakehouse up airflow``); ``hint``
+    is a line ``lakehouse status`` prints (where to log in).
     """
 
     name: str
@@ -47,6 +53,10 @@ class Service:
     stop_grace: float = 10.0
     description: str = ""
     order: int = field(default=100)
+    health: Callable[[Config], bool] | None = None
+    listens: bool = True
+    group: str = ""
+    hint: Callable[[Config], str] | None = None
 
     def host(self, cfg: Config) -> str:
         return getattr(cfg.settings, self.section).host
@@ -59,6 +69,22 @@ class Service:
 
     def health_url(self, cfg: Config) -> str:
         return self.url(cfg) + self.health_path
+
+    def healthy(self, cfg: Config) -> bool:
+        """True when the service answers its health check."""
+        return self.health(cfg) if self.health is not None else http_ok(self.health_url(cfg))
+
+    def wait_healthy(self, cfg: Config, timeout: float, alive: Callable[[], bool] | None = None,
+                     interval: float = 0.2) -> bool:
+        """Poll the health check until it passes or ``timeout``; stop early when ``alive()`` turns False."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.healthy(cfg):
+                return True
+            if alive is not None and not alive():
+                return False
+            time.sleep(interval)
+        return False
 
 
 _REGISTRY: dict[str, Service] = {}
@@ -76,6 +102,17 @@ def all_services() -> list[Service]:
     return sorted(_REGISTRY.values(), key=lambda s: (s.order, s.name))
 
 
+def expand(names: list[str]) -> list[str]:
+    """Service names with each group name (``airflow``) replaced by its members, in start order."""
+    out: list[str] = []
+    for n in names:
+        members = [s.name for s in all_services() if s.group == n]
+        for m in members or [n]:
+            if m not in out:
+                out.append(m)
+    return out
+
+
 def get_service(name: str) -> Service:
     """The service called ``name``; ValueError listing the known ones otherwise."""
     _load_builtin()
@@ -86,4 +123,4 @@ def get_service(name: str) -> Service:
 
 def _load_builtin() -> None:
     # Importing a service module registers its service.
-    from lakehouse.services import catalog, clickhouse, mlflow, objectstore  # noqa: F401
+    from lakehouse.services import airflow, catalog, clickhouse, mlflow, objectstore  # noqa: F401

@@ -27,8 +27,8 @@ from pathlib import Path
 import psutil
 
 from lakehouse.config import Config
-from lakehouse.net import http_ok, port_in_use, wait_http
-from lakehouse.services.registry import Service, all_services, get_service
+from lakehouse.net import port_in_use
+from lakehouse.services.registry import Service, all_services, expand, get_service
 
 #: Environment variable marking every process of one service start (value: the run id).
 RUN_ENV = "LAKEHOUSE_SERVICE_RUN"
@@ -177,7 +177,7 @@ def resolve(names: list[str] | None) -> list[Service]:
             add(dep)
         wanted[svc.name] = svc
 
-    for n in names:
+    for n in expand(names):
         add(n)
     return sorted(wanted.values(), key=lambda s: (s.order, s.name))
 
@@ -191,7 +191,7 @@ def status(cfg: Config, svc: Service) -> ServiceStatus:
         return ServiceStatus(svc.name, "stopped", None, port, url, False, log_file(cfg, svc.name))
     if not _process_matches(state):
         return ServiceStatus(svc.name, "stale", state.get("pid"), port, url, False, log_file(cfg, svc.name))
-    healthy = http_ok(svc.health_url(cfg))
+    healthy = svc.healthy(cfg)
     return ServiceStatus(
         svc.name, "running" if healthy else "unhealthy", state["pid"], state.get("port", port), url,
         healthy, log_file(cfg, svc.name),
@@ -227,7 +227,7 @@ def start(cfg: Config, svc: Service, echo=print) -> ServiceStatus:
         _state_file(cfg, svc.name).unlink(missing_ok=True)
 
     host = svc.host(cfg)
-    for port in [svc.port(cfg), *svc.extra_ports(cfg)]:
+    for port in [*([svc.port(cfg)] if svc.listens else []), *svc.extra_ports(cfg)]:
         if port_in_use(host, port):
             raise ServiceError(
                 f"{svc.name}: port {port} on {host} is already in use by another process; "
@@ -252,7 +252,7 @@ def start(cfg: Config, svc: Service, echo=print) -> ServiceStatus:
         "create_time": psutil.Process(proc.pid).create_time(), "descendants": [],
     }
     _write_state(cfg, svc.name, state)
-    ok = wait_http(svc.health_url(cfg), svc.start_timeout, alive=lambda: proc.poll() is None)
+    ok = svc.wait_healthy(cfg, svc.start_timeout, alive=lambda: proc.poll() is None)
     if not ok:
         exited = proc.poll()
         _terminate(service_processes(state), svc.stop_grace)
@@ -268,7 +268,7 @@ def start(cfg: Config, svc: Service, echo=print) -> ServiceStatus:
             svc.after_start(cfg)
         except Exception as exc:
             raise ServiceError(f"{svc.name}: started but its setup step failed: {exc}; log: {log}") from exc
-    echo(f"{svc.name}: started (pid {proc.pid}, {svc.url(cfg)}, log {log})")
+    echo(f"{svc.name}: started (pid {proc.pid}, {svc.url(cfg) + ', ' if svc.listens else ''}log {log})")
     return status(cfg, svc)
 
 
@@ -312,7 +312,7 @@ def up(cfg: Config, names: list[str] | None = None, echo=print) -> list[ServiceS
 
 def down(cfg: Config, names: list[str] | None = None, echo=print) -> None:
     """Stop the named services (all by default) in reverse start order."""
-    targets = [get_service(n) for n in names] if names else all_services()
+    targets = [get_service(n) for n in expand(names)] if names else all_services()
     for svc in reversed(targets):
         stop(cfg, svc, echo)
 
