@@ -263,7 +263,7 @@ def component_healthy(component: str) -> Callable[[Config], bool]:
 
 def login_hint(cfg: Config) -> str:
     """Where the admin password is (never the password itself)."""
-    source = cfg.source_of("airflow.admin_password")
+    source = cfg.origin_of("airflow.admin_password")
     if source.startswith("generated"):
         where = f"generated into {cfg.home / 'secrets.json'} (key \"airflow.admin_password\")"
     else:
