@@ -5,7 +5,8 @@ Everything else in the project asks this module for ports, paths, credentials an
 Loading is pydantic-settings: :class:`Settings` is one ``BaseSettings`` tree whose sources are declared
 in :meth:`Settings.settings_customise_sources`, highest priority first: init arguments, environment
 variables ``LAKEHOUSE_<SECTION>__<KEY>`` (nested: ``LAKEHOUSE_SOURCES__MOEX__BASE_URL``; values may be
-TOML literals such as ``["AAPL", "IBM"]``), the TOML file, then the fields' defaults. Written here by
+TOML literals such as ``["AAPL", "IBM"]``), the TOML file (with the ``[profiles.<name>]`` that
+``LAKEHOUSE_PROFILE`` selects laid over it, e.g. ``compose``), then the fields' defaults. Written here by
 hand is only what the library does not do: every value keeps its origin (:attr:`Config.origins`, so
 errors and ``lakehouse config show`` can name the file or variable), an unknown key or section exits
 with a message naming it, and secrets left empty are generated once into
@@ -42,6 +43,8 @@ from pydantic_settings import (
 ENV_PREFIX = "LAKEHOUSE_"
 ENV_NESTED_DELIMITER = "__"
 CONFIG_FILE_NAME = "lakehouse.toml"
+#: Selects a ``[profiles.<name>]`` of the config file, laid over its sections (see LakehouseTomlSource).
+PROFILE_ENV = "LAKEHOUSE_PROFILE"
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -295,7 +298,7 @@ class Settings(BaseSettings):
         """
         load = _LOADING.get() or _Load.from_environment()
         env = LakehouseEnvSource(settings_cls, load.env)
-        file = LakehouseTomlSource(settings_cls, load.config_file)
+        file = LakehouseTomlSource(settings_cls, load.config_file, load.env.get(PROFILE_ENV, "").strip())
         load.origins = {**file.origins, **env.origins}
         return init_settings, env, file
 
@@ -448,19 +451,60 @@ def parse_env_value(value: str) -> Any:
 
 
 class LakehouseTomlSource(TomlConfigSettingsSource):
-    """The TOML file (none: no values); a syntax error names the file, each value records the file."""
+    """The TOML file (none: no values); a syntax error names the file, each value records the file.
 
-    def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
+    The file may hold named profiles, ``[profiles.<name>.<section>]`` tables, and ``LAKEHOUSE_PROFILE=<name>``
+    lays the chosen one over the file's sections (the environment still overrides both). A profile is a
+    deployment of the same code elsewhere, e.g. ``compose``: the service hosts of the Docker network.
+    Keeping profiles in the one file keeps one configuration: every value a deployment changes is next
+    to its default, and ``lakehouse config show`` names the profile as each such value's origin.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path | None, profile: str = "") -> None:
+        self.profile = profile
+        self._profile_keys: set[str] = set()
         super().__init__(settings_cls, toml_file=path)
-        self.origins = {key: str(path) for key in _flatten(self.toml_data)}
+        if profile and path is None:
+            raise ConfigError(f"{PROFILE_ENV}={profile}: there is no config file to hold [profiles.{profile}]")
+        where = f"{path} [profiles.{profile}]"
+        self.origins = {key: where if key in self._profile_keys else str(path) for key in _flatten(self.toml_data)}
 
     def _read_file(self, file_path: Path) -> dict[str, Any]:
         try:
-            return tomllib.loads(Path(file_path).read_text())
+            data = tomllib.loads(Path(file_path).read_text())
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{file_path} is not valid TOML: {exc}") from exc
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config file {file_path} is unreadable: {exc}") from exc
+        return self._with_profile(data, file_path)
+
+    def _with_profile(self, data: dict[str, Any], file_path: Path) -> dict[str, Any]:
+        """``data`` without its ``[profiles]`` table, the selected profile laid over its sections."""
+        profiles = data.pop("profiles", {})
+        if not isinstance(profiles, dict) or not all(isinstance(v, dict) for v in profiles.values()):
+            raise ConfigError(f"{file_path}: [profiles] must hold one table per profile ([profiles.<name>])")
+        if not self.profile:
+            return data
+        if self.profile not in profiles:
+            known = ", ".join(sorted(profiles)) or "none"
+            raise ConfigError(f"{PROFILE_ENV}={self.profile}: {file_path} has no [profiles.{self.profile}] "
+                              f"(profiles there: {known})")
+        overlay = profiles[self.profile]
+        self._profile_keys = set(_flatten(overlay))
+        return _overlay(data, overlay)
+
+
+def _overlay(base: Mapping[str, Any], top: Mapping[str, Any], path: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``base`` with ``top``'s values laid over it, section by section (a dict-valued key such as
+    ``catalog.clients`` is replaced whole, as a value, not merged)."""
+    out = dict(base)
+    for k, v in top.items():
+        here = (*path, k)
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) and _section_model(list(here)) is not None:
+            out[k] = _overlay(out[k], v, here)
+        else:
+            out[k] = v
+    return out
 
 
 # --- The effective configuration ------------------------------------------------------------------

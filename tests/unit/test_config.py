@@ -236,3 +236,61 @@ def test_repr_and_traceback_hide_secrets(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(env=env, config_file=f)
     assert "4343434343" not in "".join(traceback.format_exception(info.value))
+
+
+PROFILED = """
+[catalog]
+host = "127.0.0.1"
+port = 8181
+[catalog.clients]
+a = "sha256$x$y"
+[clickhouse]
+host = "127.0.0.1"
+[profiles.compose.general]
+mode = "services"
+[profiles.compose.catalog]
+host = "catalog"
+[profiles.compose.catalog.clients]
+b = "sha256$p$q"
+[profiles.other.clickhouse]
+port = 18123
+"""
+
+
+def test_profile_is_laid_over_the_file_and_under_the_environment(tmp_path: Path) -> None:
+    f = write(tmp_path, PROFILED)
+    home = str(tmp_path / "h")
+    plain = load_config(env={"LAKEHOUSE_HOME": home}, config_file=f)
+    assert (plain.mode, plain.catalog.host, plain.catalog.clients) == ("embedded", "127.0.0.1", {"a": "sha256$x$y"})
+    env = {"LAKEHOUSE_HOME": home, "LAKEHOUSE_PROFILE": "compose", "LAKEHOUSE_CLICKHOUSE__HOST": "ch"}
+    cfg = load_config(env=env, config_file=f)
+    assert cfg.mode == "services" and cfg.catalog.auth is True  # the profile's mode, and what follows from it
+    assert cfg.catalog.host == "catalog" and cfg.catalog.port == 8181  # laid over, section by section
+    assert cfg.catalog.clients == {"b": "sha256$p$q"}  # a table-valued key is replaced, not merged
+    assert cfg.clickhouse.host == "ch" and cfg.clickhouse.port == 8123  # env wins; other profiles unused
+    assert cfg.origin_of("catalog.host") == f"{f} [profiles.compose]"
+    assert cfg.origin_of("catalog.port") == str(f)
+    assert cfg.origin_of("clickhouse.host") == "env LAKEHOUSE_CLICKHOUSE__HOST"
+
+
+@pytest.mark.parametrize(("text", "profile", "expected"), [
+    (PROFILED, "nope", "LAKEHOUSE_PROFILE=nope: .* has no \\[profiles.nope\\] \\(profiles there: compose, other\\)"),
+    ("[catalog]\nport = 1\n", "compose", "has no \\[profiles.compose\\] \\(profiles there: none\\)"),
+    ("[profiles]\ncompose = 1\n", "compose", "\\[profiles\\] must hold one table per profile"),
+    ("[profiles.compose.catalog]\nhots = 'x'\n", "compose",
+     "unknown key 'hots' in \\[catalog\\] .*\\[profiles.compose\\]"),
+    ("[profiles.compose.catalog]\nport = 'x'\n", "compose", "catalog.port = 'x' \\(from .*\\[profiles.compose\\]\\)"),
+])
+def test_profile_errors_name_the_profile(tmp_path: Path, text: str, profile: str, expected: str) -> None:
+    env = {"LAKEHOUSE_HOME": str(tmp_path / "h"), "LAKEHOUSE_PROFILE": profile}
+    with pytest.raises(ConfigError, match=expected):
+        load_config(env=env, config_file=write(tmp_path, text))
+
+
+def test_committed_compose_profile_points_at_the_compose_services(tmp_path: Path) -> None:
+    env = {"LAKEHOUSE_HOME": str(tmp_path / "h"), "LAKEHOUSE_PROFILE": "compose"}
+    cfg = load_config(env=env, config_file=Path(__file__).parents[2] / "lakehouse.toml")
+    assert cfg.mode == "services" and cfg.catalog.auth is True
+    assert (cfg.s3_endpoint, cfg.catalog_uri, cfg.clickhouse.url) == (
+        "http://minio:9000", "http://catalog:8181", "http://clickhouse:8123")
+    assert cfg.warehouse_uri == "s3://lakehouse/warehouse"
