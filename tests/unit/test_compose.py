@@ -442,3 +442,19 @@ def test_preflight_refuses_a_weak_value_and_never_prints_it(name: str, value: st
     shown = done.stdout + done.stderr
     secret_values = [v for k, v in env.items() if v and env_example().get(k) == PLACEHOLDER]
     assert not [v for v in secret_values if v in shown]
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
+def test_make_env_writes_a_private_env_the_preflight_accepts(tmp_path: Path) -> None:
+    target = tmp_path / ".env"
+    done = subprocess.run(["sh", str(COMPOSE / "make-env.sh"), str(target)], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert target.stat().st_mode & 0o777 == 0o600
+    written = dict(line.split("=", 1) for line in target.read_text().splitlines() if line and line[0] != "#")
+    assert set(written) == set(env_example()) and PLACEHOLDER not in written.values()
+    assert run_preflight(written).returncode == 0
+    again = subprocess.run(["sh", str(COMPOSE / "make-env.sh"), str(target)], capture_output=True, text=True,
+                           timeout=60, check=False)
+    assert again.returncode == 1 and "not overwriting" in again.stderr
+    assert dict(line.split("=", 1) for line in target.read_text().splitlines() if line and line[0] != "#") == written
