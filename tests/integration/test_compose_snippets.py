@@ -1,0 +1,123 @@
+"""What of compose/ can run without Docker: the README's pyiceberg and DuckDB snippets against our catalog
+server (auth on), and postgres-init.sh against a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import hmac
+import io
+import os
+import re
+import secrets
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from catalog.auth import Auth, hash_secret
+from tests.catalog_support import catalog_server, postgres_bin, postgres_server
+
+COMPOSE = Path(__file__).resolve().parents[2] / "compose"
+README = COMPOSE / "README.md"
+COMPOSE_URI = "http://127.0.0.1:8181"
+INSTALL_LINE = 'con.execute("INSTALL httpfs; LOAD httpfs; INSTALL iceberg; LOAD iceberg")'
+
+
+def snippet(name: str) -> str:
+    """The ```python block of compose/README.md that starts with ``# snippet: <name>``."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    found = [b for b in blocks if b.startswith(f"# snippet: {name} ")]
+    assert len(found) == 1, f"README has {len(found)} '{name}' snippets"
+    return found[0]
+
+
+def run_snippet(code: str) -> tuple[str, dict]:
+    """Run a snippet as a script would; its printed output and its globals."""
+    out = io.StringIO()
+    scope: dict = {"__name__": "__snippet__"}
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "<compose/README.md>", "exec"), scope)  # noqa: S102 - our own README's snippet
+    return out.getvalue(), scope
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory):
+    """Our catalog server with auth on and the platform's client, as the compose `catalog` runs it."""
+    base = tmp_path_factory.mktemp("compose-catalog")
+    secret = secrets.token_hex(24)
+    auth = Auth(enabled=True, clients={"lakehouse-platform": hash_secret(secret)}, token_secret=secrets.token_hex(32))
+    with catalog_server(f"sqlite:///{base / 'catalog.db'}", (base / "warehouse").as_uri(), auth=auth) as server:
+        yield server.url.rstrip("/"), secret
+
+
+@pytest.fixture
+def snippet_env(catalog, monkeypatch: pytest.MonkeyPatch):
+    url, secret = catalog
+    monkeypatch.setenv("CATALOG_PLATFORM_SECRET", secret)
+    monkeypatch.setenv("MINIO_ROOT_USER", "lh" + secrets.token_hex(8))
+    monkeypatch.setenv("MINIO_ROOT_PASSWORD", secrets.token_hex(24))
+    return url
+
+
+def test_pyiceberg_then_duckdb_snippets_run_against_our_catalog(snippet_env: str) -> None:
+    py = snippet("pyiceberg")
+    assert COMPOSE_URI in py
+    out, scope = run_snippet(py.replace(COMPOSE_URI, snippet_env))
+    assert out.strip() == "[('scratch', 'hello')] 2"
+    out, _ = run_snippet(py.replace(COMPOSE_URI, snippet_env))  # a second run replaces, does not add
+    assert out.strip().endswith(" 2")
+
+    duck = snippet("duckdb")
+    assert COMPOSE_URI in duck and INSTALL_LINE in duck
+    # the one change: the extensions come from their PyPI packages (no downloads on this machine)
+    local = duck.replace(COMPOSE_URI, snippet_env).replace(
+        INSTALL_LINE, "from lakehouse.transform.duck import load_extensions; load_extensions(con)")
+    out, _ = run_snippet(local)
+    assert out.strip() == "[('AAPL', 190.5), ('IBM', 145.25)]"
+
+
+def test_the_snippets_credentials_are_checked(snippet_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CATALOG_PLATFORM_SECRET", "not-" + secrets.token_hex(8))
+    with pytest.raises(Exception, match="(?i)invalid_client|unauthorized|401"):
+        run_snippet(snippet("pyiceberg").replace(COMPOSE_URI, snippet_env))
+
+
+def scram_matches(stored: str, password: str) -> bool:
+    """True when PostgreSQL's SCRAM-SHA-256 verifier ``stored`` was made from ``password``."""
+    m = re.fullmatch(r"SCRAM-SHA-256\$(\d+):([^$]+)\$([^:]+):(.+)", stored)
+    assert m, "not a SCRAM-SHA-256 verifier"
+    iterations, salt, stored_key = int(m.group(1)), base64.b64decode(m.group(2)), base64.b64decode(m.group(3))
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    return hashlib.sha256(client_key).digest() == stored_key
+
+
+@pytest.mark.skipif(postgres_bin() is None, reason="PostgreSQL server binaries not installed "
+                                                    "(apt-get install -y postgresql; .ci/run does)")
+def test_postgres_init_creates_one_role_and_database_per_server(tmp_path: Path) -> None:
+    import psycopg
+
+    passwords = {name: secrets.token_hex(24) for name in ("catalog", "mlflow", "airflow", "superset")}
+    with postgres_server(tmp_path / "pg") as url:
+        port = int(re.search(r":(\d+)/", url).group(1))
+        env = {
+            "PATH": f"{postgres_bin()}:{os.environ['PATH']}", "PGHOST": "127.0.0.1", "PGPORT": str(port),
+            "POSTGRES_USER": "lake", **{f"{n.upper()}_DB_PASSWORD": p for n, p in passwords.items()},
+        }
+        done = subprocess.run(["sh", str(COMPOSE / "postgres-init.sh")], env=env, capture_output=True, text=True,
+                              timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        assert not [p for p in passwords.values() if p in done.stdout + done.stderr]
+        with psycopg.connect(f"host=127.0.0.1 port={port} user=lake dbname=postgres") as con:
+            roles = dict(con.execute("SELECT rolname, rolpassword FROM pg_authid WHERE rolname = ANY(%s)",
+                                     [list(passwords)]).fetchall())
+            owners = dict(con.execute("SELECT datname, pg_get_userbyid(datdba) FROM pg_database").fetchall())
+            public_connect = con.execute(
+                "SELECT datname FROM pg_database WHERE datname = ANY(%s) AND has_database_privilege('public', "
+                "datname, 'CONNECT')", [list(passwords)]).fetchall()
+        for name, password in passwords.items():
+            assert scram_matches(roles[name], password), name
+            assert owners[name] == name
+        assert public_connect == []
