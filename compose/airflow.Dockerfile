@@ -24,4 +24,5 @@ RUN /venv/bin/pip install --no-deps -r requirements/project.txt \
 ENV PATH=/opt/airflow-venv/bin:$PATH AIRFLOW_HOME=/opt/airflow LAKEHOUSE_HOME=/state
 # the same uid as the platform image: both write the shared lakehouse-state volume
 USER lakehouse
+WORKDIR /opt/airflow
 ENTRYPOINT ["/bin/sh", "/app/compose/airflow/entrypoint.sh"]

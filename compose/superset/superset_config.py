@@ -7,4 +7,3 @@ SECRET_KEY = os.environ["SUPERSET_SECRET_KEY"]
 SQLALCHEMY_DATABASE_URI = os.environ["SUPERSET_DATABASE_URI"]
 FEATURE_FLAGS = {"DASHBOARD_RBAC": True}
 WTF_CSRF_ENABLED = True
-TALISMAN_ENABLED = False  # served behind the operator's own TLS proxy, on loopback by default

@@ -303,6 +303,9 @@ def test_bucket_databases_and_accounts_match_the_profile(tmp_path: Path) -> None
     assert svcs["mlflow"]["environment"]["MLFLOW_ARTIFACTS_DESTINATION"] == f"s3://{bucket}/mlflow"
     assert svcs["mlflow"]["environment"]["MLFLOW_S3_ENDPOINT_URL"] == cfg.s3_endpoint
     assert svcs["minio"]["environment"]["MINIO_ROOT_USER"] == cfg.objectstore.access_key
+    regions = {svcs["mlflow"]["environment"]["AWS_DEFAULT_REGION"],
+               load_yaml()["x-lakehouse-env"]["AWS_DEFAULT_REGION"]}
+    assert regions == {cfg.objectstore.region}
     # one role and one database per server, created by postgres-init.sh, each URL using its own
     init = (COMPOSE / "postgres-init.sh").read_text()
     roles = re.search(r"for name in ([a-z ]+); do", init).group(1).split()
