@@ -93,6 +93,9 @@ class CatalogConfig(_Service):
     db: str = ""
     warehouse: str = ""
     warehouse_name: str = Field("lakehouse", min_length=1)
+    #: the catalog runs elsewhere (compose's `catalog` service, a shared server): the platform's commands use
+    #: it at host:port instead of the supervisor's service or an in-process one (lakehouse/lake.py)
+    external: bool = False
     auth: bool = False
     token_ttl_seconds: int = Field(3600, ge=1)
     token_secret: str = ""

@@ -1,8 +1,9 @@
 """How every stage reaches the lake: the Iceberg REST catalog.
 
 ``open_lake(cfg)`` yields a :class:`LakeHandle`: the REST catalog's base URI and a pyiceberg
-``RestCatalog`` connected to it. When the catalog service is running under the supervisor its URL
-is used; otherwise the catalog server is started in-process on a free loopback port for the
+``RestCatalog`` connected to it. With ``[catalog] external`` (the compose stack, a shared server) the
+catalog at ``host:port`` is used; else when the catalog service is running under the supervisor its
+URL is used; otherwise the catalog server is started in-process on a free loopback port for the
 duration (same database ``cfg.catalog_db_url``, same warehouse ``cfg.warehouse_uri``: one code path).
 
 Nested ``open_lake`` calls for the same lake reuse the open handle (a ``lakehouse run`` opens the
@@ -45,6 +46,8 @@ def client_properties(cfg: Config, uri: str) -> dict[str, str]:
     return props
 
 
+#: how long an external catalog may take to answer /healthz (it may be restarting)
+EXTERNAL_WAIT_SECONDS = 30.0
 _OPEN: dict[tuple, list] = {}  # lake key -> [handle, number of open blocks]
 _OPEN_LOCK = threading.Lock()
 
@@ -71,10 +74,15 @@ def open_lake(cfg: Config | None = None) -> Iterator[LakeHandle]:
         return
     from pyiceberg.catalog.rest import RestCatalog
 
+    from lakehouse.net import wait_http
     from lakehouse.services.supervisor import is_running
 
     server = None
-    if is_running(cfg, "catalog"):
+    if cfg.catalog.external:
+        uri = cfg.catalog_uri
+        if not wait_http(f"{uri}/healthz", EXTERNAL_WAIT_SECONDS):
+            raise RuntimeError(f"the catalog at {uri} ([catalog] external = true) does not answer {uri}/healthz")
+    elif is_running(cfg, "catalog"):
         uri = cfg.catalog_uri
     else:
         from catalog.server import BackgroundServer, app_from_config

@@ -121,3 +121,35 @@ def test_postgres_init_creates_one_role_and_database_per_server(tmp_path: Path) 
             assert scram_matches(roles[name], password), name
             assert owners[name] == name
         assert public_connect == []
+
+
+def test_an_external_catalog_is_used_as_is_by_the_platform(catalog, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """[catalog] external (set by the compose profile): open_lake talks to the catalog at host:port and
+    starts none of its own (whose database, another file here, would not hold what the server holds)."""
+    from lakehouse import lake as lake_module
+    from lakehouse.config import load_config
+    from lakehouse.net import free_port
+    from tests.catalog_support import rest_catalog
+
+    url, secret = catalog
+    host, port = url.removeprefix("http://").split(":")
+    env = {
+        "LAKEHOUSE_HOME": str(tmp_path / "home"), "LAKEHOUSE_CATALOG__EXTERNAL": "true",
+        "LAKEHOUSE_CATALOG__HOST": host, "LAKEHOUSE_CATALOG__PORT": port, "LAKEHOUSE_CATALOG__AUTH": "true",
+        "LAKEHOUSE_CATALOG__PLATFORM_SECRET": secret, "LAKEHOUSE_CATALOG__DB": f"sqlite:///{tmp_path / 'other.db'}",
+    }
+    cfg = load_config(env=env)
+    with lake_module.open_lake(cfg) as handle:
+        assert handle.uri == url
+        handle.catalog.create_namespace_if_not_exists("external_probe")
+    direct = rest_catalog(url, credential=f"lakehouse-platform:{secret}",
+                          **{"oauth2-server-uri": f"{url}/v1/oauth/tokens"})
+    assert ("external_probe",) in direct.list_namespaces()
+    assert not (tmp_path / "other.db").exists()
+
+    monkeypatch.setattr(lake_module, "EXTERNAL_WAIT_SECONDS", 1.0)
+    gone = load_config(env={**env, "LAKEHOUSE_CATALOG__PORT": str(free_port())})
+    with (pytest.raises(RuntimeError, match=r"\[catalog\] external = true\) does not answer .*/healthz"),
+          lake_module.open_lake(gone)):
+        pass
