@@ -290,7 +290,7 @@ def test_profile_errors_name_the_profile(tmp_path: Path, text: str, profile: str
 def test_committed_compose_profile_points_at_the_compose_services(tmp_path: Path) -> None:
     env = {"LAKEHOUSE_HOME": str(tmp_path / "h"), "LAKEHOUSE_PROFILE": "compose"}
     cfg = load_config(env=env, config_file=Path(__file__).parents[2] / "lakehouse.toml")
-    assert cfg.mode == "services" and cfg.catalog.auth is True
+    assert cfg.mode == "services" and cfg.catalog.auth is True and cfg.catalog.external is True
     assert (cfg.s3_endpoint, cfg.catalog_uri, cfg.clickhouse.url) == (
         "http://minio:9000", "http://catalog:8181", "http://clickhouse:8123")
     assert cfg.warehouse_uri == "s3://lakehouse/warehouse"
