@@ -6,7 +6,7 @@
 set -eu
 umask 077
 spec=${LAKEHOUSE_DAGS_SPEC:?}
-/venv/bin/lakehouse plan --format json > "$spec.tmp"
+"${LAKEHOUSE_CLI:?}" plan --format json > "$spec.tmp"
 mv "$spec.tmp" "$spec"
 python - <<'PY'
 import json, os

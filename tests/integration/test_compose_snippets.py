@@ -153,3 +153,48 @@ def test_an_external_catalog_is_used_as_is_by_the_platform(catalog, tmp_path: Pa
     with (pytest.raises(RuntimeError, match=r"\[catalog\] external = true\) does not answer .*/healthz"),
           lake_module.open_lake(gone)):
         pass
+
+
+AIRFLOW_BIN = Path(__file__).resolve().parents[2] / ".venvs" / "airflow" / "bin"
+
+
+@pytest.mark.skipif(not (AIRFLOW_BIN / "python").exists(), reason="no .venvs/airflow (run make setup)")
+def test_airflow_entrypoint_loads_the_dags_under_the_compose_profile(tmp_path: Path) -> None:
+    """compose/airflow/entrypoint.sh with the Airflow containers' environment (paths moved into tmp, the
+    metadata database left to Airflow's SQLite default: the DagBag does not need it): it writes the graph
+    and the 0600 passwords file, then Airflow 3.3 loads the five DAGs, matching the compose profile."""
+    import json
+    import stat
+    import sys
+
+    from tests.airflow_support import drift
+    from tests.compose_support import compose_cfg, interpolate, load_yaml, real_env
+
+    root = Path(__file__).resolve().parents[2]
+    secrets_env = real_env()
+    env = {k: str(v) for k, v in interpolate(load_yaml()["x-airflow"]["environment"], secrets_env).items()}
+    env.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")  # PostgreSQL's driver is in the image only
+    run = tmp_path / "run"
+    run.mkdir()
+    env.update({
+        "PATH": f"{AIRFLOW_BIN}:{os.environ['PATH']}", "HOME": str(tmp_path),
+        "AIRFLOW_HOME": str(tmp_path / "airflow"), "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(tmp_path / "logs"), "LAKEHOUSE_HOME": str(tmp_path / "state"),
+        "LAKEHOUSE_DAGS_SPEC": str(run / "pipeline.json"),
+        "LAKEHOUSE_CLI": str(Path(sys.executable).parent / "lakehouse"),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(run / "passwords.json"),
+    })
+    (tmp_path / "airflow").mkdir()
+    done = subprocess.run(["sh", str(root / "compose" / "airflow" / "entrypoint.sh"), str(AIRFLOW_BIN / "python"),
+                           str(root / "tests" / "airflow_dagbag.py"), str(root / "dags")],
+                          env=env, capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-4000:]
+    passwords = run / "passwords.json"
+    assert stat.S_IMODE(passwords.stat().st_mode) == 0o600
+    assert json.loads(passwords.read_text()) == {"admin": secrets_env["AIRFLOW_ADMIN_PASSWORD"]}
+    dump = json.loads(done.stdout.rsplit("\n@@DAGBAG@@", 1)[1])
+    assert dump["import_errors"] == {}
+    assert set(dump["dags"]) == {"quotes_ingest", "lake_features", "train_models", "predict", "dwh_marts"}
+    cfg = compose_cfg(tmp_path, secrets_env)
+    assert cfg.mode == "services" and cfg.catalog.external
+    assert drift(dump, cfg, env["LAKEHOUSE_CLI"]) == []
