@@ -198,3 +198,36 @@ def test_airflow_entrypoint_loads_the_dags_under_the_compose_profile(tmp_path: P
     cfg = compose_cfg(tmp_path, secrets_env)
     assert cfg.mode == "services" and cfg.catalog.external
     assert drift(dump, cfg, env["LAKEHOUSE_CLI"]) == []
+
+
+SUPERSET_BIN = Path(__file__).resolve().parents[2] / ".venvs" / "superset" / "bin"
+
+
+@pytest.mark.skipif(not (SUPERSET_BIN / "superset").exists(), reason="no .venvs/superset (run make setup)")
+def test_superset_init_creates_the_admin_from_the_environment(tmp_path: Path) -> None:
+    """compose/superset/init.sh with the Superset containers' environment and superset_config.py (the
+    metadata database on SQLite here: PostgreSQL's driver is in the image only): the admin's password comes
+    from the environment through create-admin's prompt. About a minute and a half on a loaded 2-core
+    machine; a second start (create-admin on an existing user says so and exits 0) is not run for time."""
+    from tests.compose_support import interpolate, load_yaml, real_env
+
+    root = Path(__file__).resolve().parents[2]
+    secrets_env = real_env()
+    env = {k: str(v) for k, v in interpolate(load_yaml()["services"]["superset"]["environment"], secrets_env).items()}
+    env.update({
+        "PATH": f"{SUPERSET_BIN}:{os.environ['PATH']}", "HOME": str(tmp_path), "SUPERSET_HOME": str(tmp_path),
+        "SUPERSET_CONFIG_PATH": str(root / "compose" / "superset" / "superset_config.py"),
+        "SUPERSET_DATABASE_URI": f"sqlite:///{tmp_path / 'superset.db'}",
+    })
+    password = secrets_env["SUPERSET_ADMIN_PASSWORD"]
+    check = ("import sqlite3, sys; from werkzeug.security import check_password_hash as ok; "
+             "h = sqlite3.connect(sys.argv[1]).execute('SELECT password FROM ab_user WHERE username = ?', "
+             "(sys.argv[2],)).fetchone()[0]; print(ok(h, sys.argv[3]), ok(h, sys.argv[3] + 'x'))")
+    done = subprocess.run(["sh", str(root / "compose" / "superset" / "init.sh")], env=env, capture_output=True,
+                          text=True, timeout=600, check=False, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert password not in done.stdout + done.stderr
+    verified = subprocess.run([str(SUPERSET_BIN / "python"), "-c", check, str(tmp_path / "superset.db"),
+                               env["SUPERSET_ADMIN_USER"], password], capture_output=True, text=True,
+                              timeout=60, check=True)
+    assert verified.stdout.split() == ["True", "False"]
