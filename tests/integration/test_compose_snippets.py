@@ -61,6 +61,7 @@ def snippet_env(catalog, monkeypatch: pytest.MonkeyPatch):
     return url
 
 
+@pytest.mark.filterwarnings("ignore:Delete operation did not match any records")  # overwrite of an empty table
 def test_pyiceberg_then_duckdb_snippets_run_against_our_catalog(snippet_env: str) -> None:
     py = snippet("pyiceberg")
     assert COMPOSE_URI in py
