@@ -198,6 +198,10 @@ def _num(v) -> float | None:  # noqa: ANN001 - pandas/numpy scalars
     return f if math.isfinite(f) else None
 
 
+def _timestamp(v) -> datetime | None:  # noqa: ANN001 - pandas Timestamp, NaT or None
+    return None if v is None or pd.isna(v) else pd.Timestamp(v).to_pydatetime()
+
+
 def error_bands(backtest: pd.DataFrame, model: str | None) -> dict[str, Band]:
     """Per ticker, the quantiles of realized minus predicted 5-day return of ``model`` over the backtest."""
     if model is None or backtest.empty:
@@ -287,7 +291,7 @@ def freshness(features: pd.DataFrame, quotes: pd.DataFrame, latest: pd.DataFrame
         rows.append({
             "ticker": ticker, "last_raw": raw.date() if raw is not None and not pd.isna(raw) else None,
             "last_features": feat.date() if feat is not None and not pd.isna(feat) else None,
-            "loaded_at": loaded.get(ticker), "days_behind": behind,
+            "loaded_at": _timestamp(loaded.get(ticker)), "days_behind": behind,
             "forecast_as_of": fc.date() if fc is not None and not pd.isna(fc) else None,
             "age_days": (today - last.date()).days,
             "status": "current" if behind == 0 else f"{behind} weekday{'s' if behind != 1 else ''} behind",
@@ -299,7 +303,7 @@ def accuracy_rows(accuracy: pd.DataFrame) -> tuple[list[dict], list[dict]]:
     """Scored live 5-day forecasts (newest first) and a per-ticker summary (n, MAE, hits vs up rate)."""
     if accuracy.empty:
         return [], []
-    acc = accuracy[(accuracy["horizon_days"] == HORIZON_DAYS) & ~accuracy["is_interpolated"].fillna(False)
+    acc = accuracy[(accuracy["horizon_days"] == HORIZON_DAYS) & ~accuracy["is_interpolated"].fillna(False).astype(bool)
                    & accuracy["actual_return"].notna()].copy()
     if acc.empty:
         return [], []
