@@ -55,7 +55,8 @@ def price_chart(view: TickerView) -> str:
     """Last year of adjusted closes, the next 5-day forecast with its error band, and past forecasts
     (the serving model's backtest and live ones) at their target dates against the realized line."""
     with matplotlib.rc_context(_RC):
-        fig = Figure(figsize=(9, 3.1), dpi=72, layout="constrained")
+        fig = Figure(figsize=(9, 3.1), dpi=72)
+        fig.subplots_adjust(left=0.075, right=0.985, bottom=0.09, top=0.88)  # fixed: one draw, charts align
         ax = fig.subplots()
         ax.plot(view.prices["trade_date"], view.prices["adj_close"], color=PRICE, lw=1.2, label="adjusted close")
         bt = view.backtest_points
@@ -89,7 +90,8 @@ def error_chart(rows: list[dict]) -> str | None:
         return None
     df = pd.DataFrame(rows).sort_values(["as_of_date", "ticker"])
     with matplotlib.rc_context(_RC):
-        fig = Figure(figsize=(9, 2.8), dpi=72, layout="constrained")
+        fig = Figure(figsize=(9, 2.8), dpi=72)
+        fig.subplots_adjust(left=0.075, right=0.985, bottom=0.3, top=0.88)
         ax = fig.subplots()
         labels = [f"{r.ticker} {r.as_of_date:%m-%d}" for r in df.itertuples()]
         x = range(len(df))

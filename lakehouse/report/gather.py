@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchTableError
+from pyiceberg.expressions import AlwaysTrue, BooleanExpression, EqualTo
 
 from lakehouse import contracts
 from lakehouse.config import Config
@@ -133,7 +134,7 @@ class ReportData:
 
 # reading -------------------------------------------------------------------------------------------
 def _read(catalog: Catalog, identifier: str, columns: tuple[str, ...], reads: list[TableRead],
-          required: bool = False) -> pd.DataFrame:
+          required: bool = False, row_filter: BooleanExpression | None = None) -> pd.DataFrame:
     """``columns`` of ``identifier`` at its current snapshot (recorded in ``reads``); empty when missing."""
     try:
         tbl = catalog.load_table(identifier)
@@ -147,7 +148,9 @@ def _read(catalog: Catalog, identifier: str, columns: tuple[str, ...], reads: li
         reads.append(TableRead(identifier, None, None, 0))
         return pd.DataFrame(columns=list(columns))
     have = {f.name for f in tbl.schema().fields}
-    arrow = tbl.scan(snapshot_id=snap.snapshot_id, selected_fields=tuple(c for c in columns if c in have)).to_arrow()
+    scan = tbl.scan(snapshot_id=snap.snapshot_id, selected_fields=tuple(c for c in columns if c in have),
+                    row_filter=row_filter if row_filter is not None else AlwaysTrue())
+    arrow = scan.to_arrow()
     df = arrow.to_pandas()
     for c in columns:  # a column an older table lacks reads as null
         if c not in df.columns:
@@ -176,9 +179,12 @@ def read_lake(cfg: Config, catalog: Catalog) -> dict[str, pd.DataFrame | list[Ta
         "ticker", "as_of_date", "target_date", "horizon_days", "predicted_close", "predicted_return", "last_close",
         "model_name", "model_version", "run_id", "created_at"), reads), "as_of_date", "target_date")
     out["metrics"] = _read(catalog, METRICS, tuple(contracts.MODEL_METRICS.column_names), reads)
+    out["serving"] = serving_model(out["predictions"], out["metrics"])
+    # only the serving model's backtest rows: the other models' would be most of the table, and unused
     out["backtest"] = _dates(_read(catalog, BACKTEST, (
         "model_name", "ticker", "as_of_date", "target_date", "predicted_return", "predicted_close",
-        "actual_return", "actual_close"), reads), "as_of_date", "target_date")
+        "actual_return", "actual_close"), reads, row_filter=EqualTo("model_name", out["serving"] or "")),
+        "as_of_date", "target_date")
     out["accuracy"] = _dates(_read(catalog, ACCURACY, (
         "ticker", "as_of_date", "target_date", "horizon_days", "is_interpolated", "predicted_return",
         "actual_return", "return_error", "predicted_close", "actual_close", "direction_hit", "model_name",
@@ -187,6 +193,18 @@ def read_lake(cfg: Config, catalog: Catalog) -> dict[str, pd.DataFrame | list[Ta
 
 
 # shaping -------------------------------------------------------------------------------------------
+def serving_model(predictions: pd.DataFrame, metrics: pd.DataFrame) -> str | None:
+    """The model kind serving the forecasts: the one named by the newest forecast, else the newest
+    selection's champion (a lake trained but not yet predicted), else None."""
+    if not predictions.empty:
+        return str(predictions.sort_values(["as_of_date", "created_at"])["model_name"].iloc[-1])
+    if not metrics.empty:
+        champs = metrics[metrics["is_champion"].fillna(False).astype(bool)]
+        if not champs.empty:
+            return str(champs.sort_values("trained_at")["model_name"].iloc[-1])
+    return None
+
+
 def _num(v) -> float | None:  # noqa: ANN001 - pandas/numpy scalars
     """A finite float or None (the template prints None as a dash)."""
     if v is None or v is pd.NA:
@@ -341,9 +359,7 @@ def build(cfg: Config, lake: dict, now: datetime | None = None) -> ReportData:
     feats: pd.DataFrame = lake["features"]
     latest = latest_forecasts(lake["predictions"])
     board, decision, trained_at = leaderboard(lake["metrics"])
-    # the serving model: the one named by the newest forecasts, else the newest selection's champion
-    serving = (str(latest.sort_values("as_of_date")["model_name"].iloc[-1]) if not latest.empty
-               else next((r["model"] for r in board if r["is_champion"]), None))
+    serving = lake["serving"]
     bands = error_bands(lake["backtest"], serving)
     accuracy = lake["accuracy"]
     live = (accuracy[(accuracy["horizon_days"] == HORIZON_DAYS) & accuracy["actual_return"].notna()]

@@ -214,3 +214,16 @@ def test_error_chart_only_when_forecasts_were_scored() -> None:
     svg = error_chart([{"ticker": "A", "as_of_date": date(2024, 3, 1), "predicted_return": 0.01,
                         "actual_return": -0.02}])
     assert svg.startswith("<svg") and "predicted" in svg and "realized" in svg
+
+
+def test_serving_model_is_the_newest_forecasts_else_the_newest_champion() -> None:
+    from lakehouse.report.gather import serving_model
+
+    preds = pd.DataFrame({"as_of_date": pd.to_datetime(["2024-03-01", "2024-03-08", "2024-03-08"]),
+                          "created_at": pd.to_datetime(["2024-03-02", "2024-03-09", "2024-03-10"]),
+                          "model_name": ["naive", "naive", "ridge"]})
+    metrics = pd.DataFrame({"trained_at": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-02-01"]),
+                            "model_name": ["drift", "hist_gbr", "naive"], "is_champion": [True, True, False]})
+    assert serving_model(preds, metrics) == "ridge"
+    assert serving_model(preds.iloc[0:0], metrics) == "hist_gbr"
+    assert serving_model(preds.iloc[0:0], metrics.iloc[0:0]) is None
