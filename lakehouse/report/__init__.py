@@ -2,8 +2,8 @@
 ``$LAKEHOUSE_HOME/reports/latest.html`` plus a dated copy by every ``lakehouse run`` and by
 ``lakehouse report`` on its own.
 
-Modules: :mod:`.gather` reads the lake (every table pinned to its current snapshot) and shapes the
-sections, :mod:`.charts` draws inline SVG with matplotlib, :mod:`.render` fills the jinja2 template,
+Modules: :mod:`.read` reads the lake (every table pinned to its current snapshot), :mod:`.sections`
+shapes the sections, :mod:`.charts` draws inline SVG with matplotlib, :mod:`.render` fills the jinja2 template,
 and :func:`write_report` writes the files atomically.
 
 Why a step after the run and not a stage of the pipeline graph: a stage is skipped when its inputs
@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from lakehouse.config import Config
-from lakehouse.report.gather import ReportUnavailable
+from lakehouse.report.read import ReportUnavailable
 
 __all__ = ["ReportUnavailable", "WrittenReport", "write_report"]
 
@@ -71,8 +71,9 @@ def write_report(cfg: Config, now: datetime | None = None) -> WrittenReport:
     import time
 
     from lakehouse.lake import open_lake
-    from lakehouse.report.gather import build, read_lake
+    from lakehouse.report.read import read_lake
     from lakehouse.report.render import render_html
+    from lakehouse.report.sections import build
 
     started = time.perf_counter()
     now = now or datetime.now(UTC)

@@ -16,7 +16,7 @@ import matplotlib
 import pandas as pd
 from matplotlib.figure import Figure  # a Figure with no pyplot: no global state, no display needed
 
-from lakehouse.report.gather import BAND_QUANTILES, TickerView
+from lakehouse.report.sections import BAND_QUANTILES, TickerView
 
 _RC = {"svg.fonttype": "none", "svg.hashsalt": "lakehouse-report", "font.size": 9,
        "axes.spines.top": False, "axes.spines.right": False}

@@ -10,7 +10,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 
 from lakehouse.report import charts
-from lakehouse.report.gather import BAND_QUANTILES, ReportData
+from lakehouse.report.sections import BAND_QUANTILES, ReportData
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 #: Rows of the live forecast-against-actual table (newest first); the summary covers all of them.

@@ -13,19 +13,19 @@ import pytest
 
 from lakehouse.report import KEEP_DATED, LATEST, _prune, _write_atomic
 from lakehouse.report.charts import error_chart, price_chart, svg_markup
-from lakehouse.report.gather import (
+from lakehouse.report.read import TableRead
+from lakehouse.report.render import num, render_html
+from lakehouse.report.sections import (
     MIN_BAND_ROWS,
     Band,
     Lineage,
     ReportData,
-    TableRead,
     TickerView,
     error_bands,
     forecast_path,
     freshness,
     leaderboard,
 )
-from lakehouse.report.render import num, render_html
 
 
 def _view(ticker: str = "ACME", with_forecast: bool = True) -> TickerView:
@@ -217,7 +217,7 @@ def test_error_chart_only_when_forecasts_were_scored() -> None:
 
 
 def test_serving_model_is_the_newest_forecasts_else_the_newest_champion() -> None:
-    from lakehouse.report.gather import serving_model
+    from lakehouse.report.read import serving_model
 
     preds = pd.DataFrame({"as_of_date": pd.to_datetime(["2024-03-01", "2024-03-08", "2024-03-08"]),
                           "created_at": pd.to_datetime(["2024-03-02", "2024-03-09", "2024-03-10"]),
