@@ -102,9 +102,9 @@ class ReportData:
     accuracy: list[dict]
     accuracy_summary: list[dict]
     lineage: Lineage
+    backtest_summary: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     charted_limit: int = MAX_CHARTED_TICKERS
-
 
 
 def _num(v) -> float | None:  # noqa: ANN001 - pandas/numpy scalars
@@ -247,6 +247,23 @@ def accuracy_rows(accuracy: pd.DataFrame) -> tuple[list[dict], list[dict]]:
     return rows, summary
 
 
+def backtest_summary(rows: pd.DataFrame, since: pd.Timestamp) -> list[dict]:
+    """Per ticker, the serving model's realized backtest forecasts as of ``since`` or later: n, MAE of the
+    5-day return, direction hits (rows where both moves are nonzero) next to the up-move share of those rows."""
+    out = []
+    recent = rows[rows["as_of_date"] >= since] if len(rows) else rows
+    for ticker, g in (recent.groupby("ticker") if len(recent) else ()):
+        pred, act = g["predicted_return"].astype(float), g["actual_return"].astype(float)
+        moved = (pred != 0) & (act != 0)
+        out.append({
+            "ticker": str(ticker), "n": len(g), "mae": _num((pred - act).abs().mean()),
+            "hit_rate": _num((np.sign(pred[moved]) == np.sign(act[moved])).mean()) if moved.any() else None,
+            "up_rate": _num((act[moved] > 0).mean()) if moved.any() else _num((act > 0).mean()),
+            "first": g["as_of_date"].min().date(), "last": g["as_of_date"].max().date(),
+        })
+    return out
+
+
 def _points(df: pd.DataFrame, start: pd.Timestamp) -> pd.DataFrame:
     cols = ["target_date", "predicted_close", "actual_close"]
     if df.empty:
@@ -297,6 +314,7 @@ def build(cfg: Config, lake: dict, now: datetime | None = None) -> ReportData:
         generated_at=now, mode=cfg.mode, newest_trade_date=feats["trade_date"].max().date(), tickers=views,
         freshness=freshness(feats, lake["quotes"], latest, now.date()), leaderboard=board, decision=decision,
         accuracy=acc_rows, accuracy_summary=acc_summary, lineage=lineage, notes=notes,
+        backtest_summary=backtest_summary(bt_serving, feats["trade_date"].max() - timedelta(days=PRICE_WINDOW_DAYS)),
     )
 
 

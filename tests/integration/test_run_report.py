@@ -111,6 +111,8 @@ def test_report_content(lake) -> None:
     # forecast against actual: the two weeks evaluate scored, and freshness per ticker
     acc = html[html.index('id="accuracy"'):html.index('id="freshness"')]
     assert "2013-02-15" in acc and all(t in acc for t in TICKERS)
+    track = acc[acc.index('id="backtest-summary"'):]
+    assert all(f'<td class="l">{t}</td>' in track for t in TICKERS)  # the serving model's last-year track record
     fresh = html[html.index('id="freshness"'):html.index('id="lineage"')]
     assert fresh.count("2013-03-01") >= len(TICKERS) - 1
 

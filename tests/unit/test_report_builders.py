@@ -165,6 +165,8 @@ def _data(decision: str = "naive stays: <b>no</b> model beats it") -> ReportData
         leaderboard=board, decision=decision, accuracy=accuracy,
         accuracy_summary=[{"ticker": "ACME", "n": 1, "mae": 0.03, "hit_rate": 0.0, "up_rate": 0.0}],
         lineage=lineage, notes=[], charted_limit=1,
+        backtest_summary=[{"ticker": "ACME", "n": 52, "first": date(2023, 3, 3), "last": date(2024, 3, 1),
+                           "mae": 0.031, "hit_rate": None, "up_rate": 0.54}],
     )
 
 
@@ -183,6 +185,7 @@ def test_html_page_has_every_section_escaped_text_and_links_only_to_running_serv
     assert 'href="http://127.0.0.1:5000/#/models/stock_forecaster/versions/3"' in html
     assert 'href="http://127.0.0.1:8181/ui/namespaces/features/tables/fct_daily_features"' in html
     assert "2 weekdays behind" in html and "+3.00%" in html
+    assert 'id="backtest-summary"' in html and "0.0310" in html and "54%" in html
 
 
 def test_html_without_servers_has_no_links() -> None:
@@ -227,3 +230,19 @@ def test_serving_model_is_the_newest_forecasts_else_the_newest_champion() -> Non
     assert serving_model(preds, metrics) == "ridge"
     assert serving_model(preds.iloc[0:0], metrics) == "hist_gbr"
     assert serving_model(preds.iloc[0:0], metrics.iloc[0:0]) is None
+
+
+def test_backtest_summary_scores_the_recent_realized_forecasts() -> None:
+    from lakehouse.report.sections import backtest_summary
+
+    rows = pd.DataFrame({
+        "ticker": ["A", "A", "A", "A", "B"],
+        "as_of_date": pd.to_datetime(["2023-01-06", "2024-01-05", "2024-01-12", "2024-01-19", "2024-01-05"]),
+        "predicted_return": [0.5, 0.01, -0.02, 0.0, 0.0], "actual_return": [-0.5, 0.03, 0.01, 0.02, -0.01],
+    })
+    got = {r["ticker"]: r for r in backtest_summary(rows, pd.Timestamp("2024-01-01"))}
+    a = got["A"]  # the 2023 row is outside the window
+    assert a["n"] == 3 and a["mae"] == pytest.approx((0.02 + 0.03 + 0.02) / 3)
+    assert a["hit_rate"] == pytest.approx(0.5) and a["up_rate"] == pytest.approx(1.0)  # rows with both moves
+    assert got["B"]["hit_rate"] is None and got["B"]["up_rate"] == 0.0  # naive-like: no predicted move
+    assert backtest_summary(rows.iloc[0:0], pd.Timestamp("2024-01-01")) == []
