@@ -2,7 +2,7 @@
 that was current when the report started, so its numbers and its lineage section agree.
 
 Reads go through pyiceberg (``scan(snapshot_id=...)`` to Arrow, then pandas for the small per-ticker
-frames): the report reads a few columns of five tables and needs no SQL engine, and pyiceberg holds no
+frames): the report reads a few columns of six tables and needs no SQL engine, and pyiceberg holds no
 file lock, so a report can run while another process writes the lake (DuckDB's single-writer rule
 does not apply). Only the features table is required; a lake without ML tables yet still gets a
 report of prices and freshness, each missing part saying which command fills it.
@@ -42,7 +42,6 @@ class TableRead:
     committed_at: datetime | None
     rows: int
     exists: bool = True
-
 
 
 def _read(catalog: Catalog, identifier: str, columns: tuple[str, ...], reads: list[TableRead],
@@ -102,7 +101,6 @@ def read_lake(cfg: Config, catalog: Catalog) -> dict[str, pd.DataFrame | list[Ta
         "actual_return", "return_error", "predicted_close", "actual_close", "direction_hit", "model_name",
         "model_version"), reads), "as_of_date", "target_date")
     return out
-
 
 
 def serving_model(predictions: pd.DataFrame, metrics: pd.DataFrame) -> str | None:

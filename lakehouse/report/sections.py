@@ -30,7 +30,6 @@ PRICE_WINDOW_DAYS = 365
 MAX_CHARTED_TICKERS = 25
 
 
-
 @dataclass
 class Band:
     """Quantiles of realized-minus-predicted 5-day returns of the serving model in the backtest."""
