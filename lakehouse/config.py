@@ -588,6 +588,11 @@ class Config:
     def mlflow_dir(self) -> Path:
         return self.path("mlflow")
 
+    @property
+    def reports_dir(self) -> Path:
+        """Where ``lakehouse run`` / ``lakehouse report`` write the HTML run report (``latest.html`` + dated)."""
+        return self.path("reports")
+
     # Derived values -----------------------------------------------------------------
     @property
     def s3_endpoint(self) -> str:

@@ -7,7 +7,18 @@ import typer
 
 def register_all(app: typer.Typer) -> None:
     """Add every command group to the root app."""
-    from lakehouse.commands import catalog, clickhouse, config, ingest, ml, pipeline, services, sql, transform
+    from lakehouse.commands import (
+        catalog,
+        clickhouse,
+        config,
+        ingest,
+        ml,
+        pipeline,
+        report,
+        services,
+        sql,
+        transform,
+    )
 
-    for module in (pipeline, services, config, catalog, ingest, transform, ml, sql, clickhouse):
+    for module in (pipeline, services, config, catalog, ingest, transform, ml, sql, clickhouse, report):
         module.register(app)

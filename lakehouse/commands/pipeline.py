@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import typer
 from rich.console import Console
 
 
-def print_run(outcomes, console: Console, skipped_exit_code: int = 0) -> None:  # noqa: ANN001 - list[Outcome]
-    """The run summary; exit 1 when a stage failed, ``skipped_exit_code`` when no selected stage ran."""
+def print_run(outcomes, console: Console, skipped_exit_code: int = 0,  # noqa: ANN001 - list[Outcome]
+              after: Callable[[], None] | None = None) -> None:
+    """The run summary, then ``after`` (the run report); exit 1 when a stage failed, ``skipped_exit_code``
+    when no selected stage ran."""
     from lakehouse.pipeline.render import summary_table
 
     console.print(summary_table(outcomes))
+    if after is not None:
+        after()
     if any(o.result == "failed" for o in outcomes):
         raise typer.Exit(1)
     if skipped_exit_code and not any(o.result == "ok" for o in outcomes):
@@ -43,10 +49,13 @@ def register(app: typer.Typer) -> None:
         skipped_exit_code: int = typer.Option(0, "--skipped-exit-code", min=0, max=255, help="Exit with this "
                                               "code instead of 0 when no selected stage ran (all skipped as fresh "
                                               "or waiting): a scheduler marks its task skipped (Airflow: 99)."),
+        report: bool = typer.Option(True, "--report/--no-report", help="Write the run report after the run "
+                                    "($LAKEHOUSE_HOME/reports/latest.html; see `lakehouse report`)."),
     ) -> None:
         """Run the main job: every stage in dependency order, skipping the ones whose inputs, code and
         config are unchanged since their last successful run."""
         from lakehouse.cli import fail, load_or_exit
+        from lakehouse.commands.report import write_after_run
         from lakehouse.lake import open_lake
         from lakehouse.pipeline import graph
         from lakehouse.pipeline.graph import GraphError
@@ -67,9 +76,11 @@ def register(app: typer.Typer) -> None:
                                   f"{', '.join(chosen)} not run[/]")
                     raise typer.Exit(skipped_exit_code)
                 outcomes = run_pipeline(cfg, console, only=only or (), start_from=start_from, force=force)
+                # the report reads the lake the run left, inside the run's open lake (see lakehouse.report)
+                after = (lambda: write_after_run(cfg, console)) if report else None
+                print_run(outcomes, console, skipped_exit_code, after=after)
         except GraphError as exc:
             raise fail(str(exc), 2) from exc
-        print_run(outcomes, console, skipped_exit_code)
 
     @app.command()
     def plan(

@@ -49,6 +49,12 @@ def test_cold_run_runs_every_stage(env) -> None:
     got = results(env["cold"])
     assert got and set(got.values()) == {"ok"}, got
     assert {"health", "ingest", "transform-lake", "train", "predict", "evaluate", "transform-dwh"} <= set(got)
+    # the run report follows the summary: its path printed, the page written with every ticker's section
+    cfg = load_config(env=env["env"])
+    latest = cfg.reports_dir / "latest.html"
+    assert f"report: {latest}" in env["cold"] and latest.is_file()
+    html = latest.read_text()
+    assert all(f'id="t-{t}"' in html for t in ("AAPL", "GOOG", "IBM", "MSFT", "FB")) and ">naive (baseline)<" in html
 
 
 def test_rerun_with_nothing_new_skips_everything_and_writes_no_snapshot(env) -> None:
@@ -111,6 +117,24 @@ def test_force_reruns_fresh_stages(env) -> None:
     assert got["ingest"] == got["predict"] == "not selected", got
     only = results(cli_ok(run_cli("run", "--only", "predict", env=env["env"], timeout=300)))
     assert only["predict"] == "skipped" and only["evaluate"] == "not selected", only
+
+
+def test_a_report_failure_does_not_fail_the_run(env) -> None:
+    cfg = load_config(env=env["env"])
+    reports = cfg.reports_dir
+    moved = reports.with_name("reports.kept")
+    reports.rename(moved)
+    reports.write_text("not a folder")  # the report cannot be written
+    try:
+        proc = run_cli("run", "--only", "health", env=env["env"], timeout=300)
+        out = " ".join(proc.stdout.split())
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "warning: run report not written" in out and "lakehouse report" in out
+        assert results(proc.stdout)["health"] == "ok"
+        assert "report: " not in out
+    finally:
+        reports.unlink()
+        moved.rename(reports)
 
 
 def test_mermaid_format_needs_no_lake(tmp_path: Path) -> None:
