@@ -108,12 +108,16 @@ class TaskPlan:
     retry_delay_seconds: float = 0
     max_retry_delay_seconds: float = 0
     always: bool = False
+    report: bool = False  # the graph's last stage writes the run report, as `lakehouse run` does at its end
 
     def command(self, cli: str) -> list[str]:
-        """The argv of this task: one stage with its fingerprint check, skipped exit code 99."""
+        """The argv of this task: one stage with its fingerprint check, skipped exit code 99; only the
+        graph's last stage writes the run report (once per chain, not once per task)."""
         argv = [cli, "run", "--only", self.task_id, "--skipped-exit-code", str(SKIPPED_EXIT_CODE)]
         for asset in self.wait_for:
             argv += ["--wait-for", asset]
+        if not self.report:
+            argv.append("--no-report")
         return argv
 
     def bash_command(self, cli: str) -> str:
@@ -227,7 +231,7 @@ def plan(doc: Mapping[str, Any], dags: Sequence[DagSpec] = DAGS) -> list[DagPlan
                 retries=int(settings["ingest_retries"]) if retried else 0,
                 retry_delay_seconds=float(settings["ingest_retry_delay_seconds"]) if retried else 0,
                 max_retry_delay_seconds=float(settings["ingest_max_retry_delay_seconds"]) if retried else 0,
-                always=bool(s.get("always")),
+                always=bool(s.get("always")), report=s["name"] == stages[-1]["name"],
             ))
         out.append(DagPlan(d.dag_id, d.doc, tasks, settings[d.cron] if d.cron else None, settings["timezone"],
                            trigger, list(d.after), [n for n in by_rule if n in names]))

@@ -54,7 +54,7 @@ def test_schedules_follow_the_assets_and_the_config(cfg) -> None:
     assert plans["quotes_ingest"].task("ingest").wait_for == []
     argv = plans["predict"].task("predict").command("/x/lakehouse")
     assert argv[:6] == ["/x/lakehouse", "run", "--only", "predict", "--skipped-exit-code", "99"]
-    assert argv[6:] == [x for a in wait for x in ("--wait-for", a)]
+    assert argv[6:] == [*(x for a in wait for x in ("--wait-for", a)), "--no-report"]
 
 
 def test_asset_names_follow_the_configuration(tmp_path, monkeypatch) -> None:
@@ -153,3 +153,12 @@ def test_stale_document_is_refreshed_through_the_core_cli(lh_env, cfg, tmp_path:
         dag_plan.load(spec, sys.executable)  # `python plan --format json`: not the CLI
     with pytest.raises(dag_plan.PlanError, match="does not exist"):
         dag_plan.load(spec)
+
+
+def test_only_the_last_stage_writes_the_run_report(cfg) -> None:
+    """Every task is a `lakehouse run --only`, which writes the report by default: the chain writes it once,
+    after the graph's last stage, not once per task."""
+    tasks = {t.task_id: t for p in dag_plan.plan(document(cfg)) for t in p.tasks}
+    last = graph.pipeline(cfg)[-1].name
+    writers = [n for n, t in tasks.items() if "--no-report" not in t.command("lakehouse")]
+    assert writers == [last]
