@@ -1,0 +1,2 @@
+def provision(cfg) -> None:
+    pass
