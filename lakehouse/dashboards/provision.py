@@ -1,2 +1,153 @@
-def provision(cfg) -> None:
-    pass
+"""Provision Superset from the spec over its REST API (the core environment talks HTTP to it).
+
+Steps, each idempotent: ask the ClickHouse front, as the read-only dashboard account, for the
+columns of every dataset (a missing mart stops here with its name, before Superset is touched);
+log in to Superset (``POST /api/v1/security/login`` gives a JWT), fetch a CSRF token with it
+(``GET /api/v1/security/csrf_token/``; Superset checks it on every POST together with the session
+cookie, which the client keeps); then import the bundle (``bundle.py``) through
+``POST /api/v1/assets/import/`` with the dashboard account's password beside it, never inside the
+bundle. Superset upserts each object by uuid, so a second run changes nothing but timestamps.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from lakehouse.config import Config
+from lakehouse.dashboards import bundle, spec
+
+log = logging.getLogger("lakehouse.dashboards")
+TIMEOUT = httpx.Timeout(120.0, connect=10.0)
+
+
+class ProvisionError(RuntimeError):
+    """The dashboards could not be provisioned; the message says which step and why."""
+
+
+@dataclass
+class Provisioned:
+    dashboard_id: int
+    url: str
+
+
+class SupersetClient:
+    """A logged-in session on Superset's REST API (JWT plus CSRF token and session cookie)."""
+
+    def __init__(self, base_url: str, user: str, password: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.http = httpx.Client(base_url=self.base_url, timeout=TIMEOUT, headers={"Referer": self.base_url})
+        res = self.http.post("/api/v1/security/login",
+                             json={"username": user, "password": password, "provider": "db", "refresh": False})
+        if res.status_code != 200:
+            raise ProvisionError(f"Superset login as {user!r} failed: HTTP {res.status_code} {res.text[:200]}")
+        self.http.headers["Authorization"] = f"Bearer {res.json()['access_token']}"
+        res = self.http.get("/api/v1/security/csrf_token/")
+        if res.status_code != 200:
+            raise ProvisionError(f"Superset CSRF token: HTTP {res.status_code} {res.text[:200]}")
+        self.http.headers["X-CSRFToken"] = res.json()["result"]
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> SupersetClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def get(self, path: str, **params: Any) -> dict[str, Any]:
+        """GET a JSON document (``q`` given as a dict is encoded as Superset's rison-compatible JSON)."""
+        if isinstance(params.get("q"), dict):
+            params["q"] = _rison(params["q"])
+        res = self.http.get(path, params=params)
+        if res.status_code != 200:
+            raise ProvisionError(f"GET {path}: HTTP {res.status_code} {res.text[:300]}")
+        return res.json()
+
+    def list_all(self, resource: str, **filters: str) -> list[dict[str, Any]]:
+        """Every object of ``resource`` (``chart``, ``dataset``, ...) whose columns equal ``filters``."""
+        q: dict[str, Any] = {"page_size": 100, "page": 0}
+        if filters:
+            q["filters"] = [{"col": k, "opr": "eq", "value": v} for k, v in filters.items()]
+        out: list[dict[str, Any]] = []
+        while True:
+            doc = self.get(f"/api/v1/{resource}/", q=q)
+            out += doc["result"]
+            if len(out) >= doc["count"] or not doc["result"]:
+                return out
+            q["page"] += 1
+
+    def import_assets(self, zip_data: bytes, passwords: dict[str, str]) -> None:
+        res = self.http.post("/api/v1/assets/import/",
+                             files={"bundle": ("lakehouse_dashboards.zip", zip_data, "application/zip")},
+                             data={"passwords": json.dumps(passwords)})
+        if res.status_code != 200:
+            raise ProvisionError(f"Superset assets import: HTTP {res.status_code} {res.text[:1500]}")
+
+
+def _rison(value: Any) -> str:
+    """Rison for the small documents Superset's list API takes (dicts, lists, strings, numbers)."""
+    if isinstance(value, dict):
+        return "(" + ",".join(f"{k}:{_rison(v)}" for k, v in value.items()) + ")"
+    if isinstance(value, list):
+        return "!(" + ",".join(_rison(v) for v in value) + ")"
+    if isinstance(value, bool):
+        return "!t" if value else "!f"
+    if isinstance(value, int | float):
+        return str(value)
+    text = str(value).replace("!", "!!").replace("'", "!'")
+    return f"'{text}'"
+
+
+def dataset_columns(cfg: Config) -> dict[str, list[tuple[str, str]]]:
+    """(name, ClickHouse type) of every dataset's columns, as the dashboard account reads them."""
+    from lakehouse.clickhouse.front import dashboard_endpoint, endpoint, http_client
+
+    out: dict[str, list[tuple[str, str]]] = {}
+    with endpoint(cfg) as ep:
+        client = http_client(dashboard_endpoint(ep, cfg))
+        try:
+            for ds in spec.DATASETS:
+                source = f"({ds.sql})" if ds.is_virtual else f"{spec.SCHEMA}.{ds.table}"
+                try:
+                    res = client.query(f"SELECT * FROM {source} AS t LIMIT 0")
+                except Exception as exc:  # noqa: BLE001 - clickhouse-connect raises several kinds
+                    first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+                    raise ProvisionError(
+                        f"dataset {ds.name}: the ClickHouse front cannot read it as '{cfg.clickhouse.dashboard_user}'"
+                        f" ({first}); build the marts first (`lakehouse run`)") from exc
+                cols = [(n, t.name) for n, t in zip(res.column_names, res.column_types, strict=True)]
+                if ds.is_virtual and tuple(n for n, _ in cols) != ds.columns:
+                    raise ProvisionError(f"dataset {ds.name}: its SQL returns {[n for n, _ in cols]}, the spec "
+                                         f"declares {list(ds.columns)}")
+                out[ds.name] = cols
+        finally:
+            client.close()
+    return out
+
+
+def documents(cfg: Config, columns: dict[str, list[tuple[str, str]]]) -> dict[str, dict[str, Any]]:
+    """The bundle's files for this configuration: the database points at the configured front."""
+    ch = cfg.clickhouse
+    db = bundle.database_yaml(ch.host, ch.port, ch.dashboard_user, ch.database)
+    return bundle.files(db, columns)
+
+
+def provision(cfg: Config) -> Provisioned:
+    """Import the spec into the running Superset; return the dashboard's id and URL."""
+    columns = dataset_columns(cfg)
+    s = cfg.superset
+    with SupersetClient(s.url, s.admin_user, s.admin_password) as client:
+        client.import_assets(bundle.zip_bytes(documents(cfg, columns)),
+                             {bundle.database_file(): cfg.clickhouse.dashboard_password})
+        found = client.list_all("dashboard", slug=spec.DASHBOARD.slug)
+    if len(found) != 1:
+        raise ProvisionError(f"after the import Superset lists {len(found)} dashboards '{spec.DASHBOARD.slug}'")
+    url = f"{s.url}/superset/dashboard/{spec.DASHBOARD.slug}/"
+    log.info("dashboard %r provisioned: %s", spec.DASHBOARD.title, url)
+    return Provisioned(found[0]["id"], url)

@@ -80,7 +80,7 @@ def _marker(cfg: Config) -> Path:
 def superset_settings(cfg: Config) -> str:
     """The text of ``superset_config.py``: Python that Superset imports (``SUPERSET_CONFIG_PATH``)."""
     data_dir = home(cfg) / "data"
-    return f'''"""Written by `lakehouse up` from lakehouse.toml ([superset]); edits are overwritten on the next start."""
+    return f'''"""Written by `lakehouse up` from lakehouse.toml ([superset]); edits are overwritten on each start."""
 import os
 
 # Superset signs sessions and encrypts stored database passwords with this key; it comes from the
@@ -173,12 +173,13 @@ def _run(cfg: Config, what: str, argv: list[str], extra_env: dict[str, str] | No
 
 
 def initialize(cfg: Config) -> None:
-    """Migrations, admin and roles on the first start (and after an upgrade); the admin again when its password changed."""
+    """Migrations, admin and roles on the first start (and after an upgrade); the admin again when its
+    password changed."""
     marker = _marker(cfg)
     version, admin = _installed_version(cfg), _admin_fingerprint(cfg)
-    done = dict(line.split("=", 1) for line in marker.read_text().splitlines() if "=" in line) if marker.exists() else {}
-    if not database_file(cfg).exists():
-        done = {}
+    done: dict[str, str] = {}
+    if marker.exists() and database_file(cfg).exists():
+        done = dict(line.split("=", 1) for line in marker.read_text().splitlines() if "=" in line)
     superset = binary(cfg, "superset")
     if done.get("version") != version:
         _run(cfg, "superset db upgrade", [superset, "db", "upgrade"])
