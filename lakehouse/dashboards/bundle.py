@@ -121,6 +121,7 @@ def chart_params(c: Chart) -> dict[str, Any]:
                   "server_pagination": False, "include_search": False, "show_cell_bars": False,
                   "table_timestamp_format": "%Y-%m-%d", "allow_render_html": False,
                   "column_config": {}, "conditional_formatting": []})
+        p.update(c.options)
     elif c.viz_type == "bubble_v2":
         x, y, size = (_metric(m) for m in c.metrics)
         p.update({"entity": c.options["entity"], "series": c.options["series"], "x": x, "y": y, "size": size,
@@ -138,6 +139,7 @@ def chart_params(c: Chart) -> dict[str, Any]:
             p["time_grain_sqla"] = c.time_grain
         if c.viz_type == "echarts_timeseries_line":
             p["connectNulls"] = True
+        p.update(c.options)
     return p
 
 
@@ -184,7 +186,12 @@ def _chart_ids() -> dict[str, int]:
     return {c.name: i for i, c in enumerate(spec.CHARTS, start=1)}
 
 
-def dashboard_yaml() -> dict[str, Any]:
+def dashboard_yaml(default_ticker: str | None = None) -> dict[str, Any]:
+    """The dashboard: layout from ``spec.DASHBOARD.rows`` and the ticker filter, preset to ``default_ticker``.
+
+    The preset is a value, not Superset's "select first item" option: with that option the filter bar
+    shows the first ticker, but the charts load unfiltered until someone presses "Apply filters".
+    """
     d = spec.DASHBOARD
     ids = _chart_ids()
     position: dict[str, Any] = {
@@ -211,12 +218,17 @@ def dashboard_yaml() -> dict[str, Any]:
         "id": "NATIVE_FILTER-ticker", "name": "Ticker", "filterType": "filter_select", "type": "NATIVE_FILTER",
         "description": "The ticker every chart shows (the leaderboard covers all tickers)",
         "targets": [{"datasetUuid": spec.dataset(d.filter_dataset).uuid, "column": {"name": d.filter_column}}],
-        "controlValues": {"enableEmptyFilter": True, "defaultToFirstItem": True, "multiSelect": False,
-                          "searchAllOptions": False, "inverseSelection": False},
+        "controlValues": {"enableEmptyFilter": default_ticker is not None, "defaultToFirstItem": False,
+                          "multiSelect": False, "searchAllOptions": False, "inverseSelection": False},
         "defaultDataMask": {"extraFormData": {}, "filterState": {}, "ownState": {}},
         "cascadeParentIds": [], "scope": {"rootPath": ["ROOT_ID"], "excluded": excluded},
         "chartsInScope": [ids[c.name] for c in spec.CHARTS if c.in_ticker_filter], "tabsInScope": [],
     }
+    if default_ticker is not None:
+        ticker_filter["defaultDataMask"] = {
+            "extraFormData": {"filters": [{"col": d.filter_column, "op": "IN", "val": [default_ticker]}]},
+            "filterState": {"value": [default_ticker], "label": default_ticker}, "ownState": {},
+        }
     return {
         "dashboard_title": d.title, "description": None, "css": "", "slug": d.slug, "certified_by": None,
         "certification_details": None, "published": True, "uuid": d.uuid, "position": position,
@@ -230,7 +242,8 @@ def dashboard_yaml() -> dict[str, Any]:
     }
 
 
-def files(db: dict[str, Any], columns: dict[str, list[tuple[str, str]]]) -> dict[str, dict[str, Any]]:
+def files(db: dict[str, Any], columns: dict[str, list[tuple[str, str]]],
+          default_ticker: str | None = None) -> dict[str, dict[str, Any]]:
     """Every file of the bundle (path -> YAML document); ``columns`` maps dataset name -> (name, type)."""
     out: dict[str, dict[str, Any]] = {
         "metadata.yaml": {"version": VERSION, "type": "assets", "timestamp": datetime.now(UTC).isoformat()},
@@ -240,7 +253,7 @@ def files(db: dict[str, Any], columns: dict[str, list[tuple[str, str]]]) -> dict
         out[f"datasets/{_slug(spec.DATABASE.name)}/{ds.name}.yaml"] = dataset_yaml(ds, columns[ds.name])
     for c in spec.CHARTS:
         out[f"charts/{_slug(c.name)}.yaml"] = chart_yaml(c)
-    out[f"dashboards/{_slug(spec.DASHBOARD.title)}.yaml"] = dashboard_yaml()
+    out[f"dashboards/{_slug(spec.DASHBOARD.title)}.yaml"] = dashboard_yaml(default_ticker)
     return out
 
 

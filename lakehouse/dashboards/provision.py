@@ -104,8 +104,17 @@ def _rison(value: Any) -> str:
     return f"'{text}'"
 
 
-def dataset_columns(cfg: Config) -> dict[str, list[tuple[str, str]]]:
-    """(name, ClickHouse type) of every dataset's columns, as the dashboard account reads them."""
+@dataclass
+class Marts:
+    """What the provisioner learns from the front: each dataset's (name, ClickHouse type) columns, and
+    the first ticker (the filter's preset; None when the marts hold no prices yet)."""
+
+    columns: dict[str, list[tuple[str, str]]]
+    first_ticker: str | None
+
+
+def inspect_marts(cfg: Config) -> Marts:
+    """Read every dataset's columns from the ClickHouse front, as the dashboard account."""
     from lakehouse.clickhouse.front import dashboard_endpoint, endpoint, http_client
 
     out: dict[str, list[tuple[str, str]]] = {}
@@ -126,24 +135,27 @@ def dataset_columns(cfg: Config) -> dict[str, list[tuple[str, str]]]:
                     raise ProvisionError(f"dataset {ds.name}: its SQL returns {[n for n, _ in cols]}, the spec "
                                          f"declares {list(ds.columns)}")
                 out[ds.name] = cols
+            d = spec.DASHBOARD
+            table = spec.dataset(d.filter_dataset).table
+            first = client.command(f"SELECT min({d.filter_column}) FROM {spec.SCHEMA}.{table}")
         finally:
             client.close()
-    return out
+    return Marts(out, str(first) if first else None)
 
 
-def documents(cfg: Config, columns: dict[str, list[tuple[str, str]]]) -> dict[str, dict[str, Any]]:
+def documents(cfg: Config, marts: Marts) -> dict[str, dict[str, Any]]:
     """The bundle's files for this configuration: the database points at the configured front."""
     ch = cfg.clickhouse
     db = bundle.database_yaml(ch.host, ch.port, ch.dashboard_user, ch.database)
-    return bundle.files(db, columns)
+    return bundle.files(db, marts.columns, marts.first_ticker)
 
 
 def provision(cfg: Config) -> Provisioned:
     """Import the spec into the running Superset; return the dashboard's id and URL."""
-    columns = dataset_columns(cfg)
+    marts = inspect_marts(cfg)
     s = cfg.superset
     with SupersetClient(s.url, s.admin_user, s.admin_password) as client:
-        client.import_assets(bundle.zip_bytes(documents(cfg, columns)),
+        client.import_assets(bundle.zip_bytes(documents(cfg, marts)),
                              {bundle.database_file(): cfg.clickhouse.dashboard_password})
         found = client.list_all("dashboard", slug=spec.DASHBOARD.slug)
     if len(found) != 1:

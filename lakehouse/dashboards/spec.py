@@ -86,7 +86,7 @@ class Chart:
     width: int = 6
     height: int = 50
     in_ticker_filter: bool = True
-    options: dict = field(default_factory=dict)  # extra form data of the viz type
+    options: dict = field(default_factory=dict)  # extra form data of the viz type (bubble: entity, series)
 
     @property
     def uuid(self) -> str:
@@ -198,18 +198,21 @@ CHARTS: tuple[Chart, ...] = (
         metrics=(Metric("Adjusted close", "max({c})", "adj_close"), Metric("SMA 50", "max({c})", "sma_50"),
                  Metric("SMA 200", "max({c})", "sma_200"),
                  Metric("Forecast", "max({c})", "forecast_close")),
-        columns=("ticker",), width=8, height=60,
+        columns=("ticker",), width=12, height=60,
+        options={"truncateYAxis": True, "y_axis_bounds": [None, None]},
     ),
     Chart(
         "Latest forecast", "table", "mart_latest_forecast",
         columns=("ticker", "last_close", "forecast_close", "expected_change_pct", "model_name", "as_of_date",
                  "target_date"),
-        order_by=(("ticker", True),), width=4, height=60,
+        order_by=(("ticker", True),), width=5, height=45,
+        options={"column_config": {c: {"d3NumberFormat": ",.2f"}
+                                   for c in ("last_close", "forecast_close", "expected_change_pct")}},
     ),
     Chart(
         "Weekly returns, last 2 years (%)", "echarts_timeseries_bar", "weekly_returns_last_2y",
         x_axis="week_start", time_grain="P1W", metrics=(Metric("Weekly return %", "sum({c})", "weekly_return_pct"),),
-        columns=("ticker",), width=12, height=45,
+        columns=("ticker",), width=7, height=45,
     ),
     Chart(
         "Backtest: predicted vs realized 5-day return (%)", "bubble_v2", "backtest_realized",
@@ -228,13 +231,16 @@ CHARTS: tuple[Chart, ...] = (
         x_axis="model_name",
         metrics=(Metric("Direction hit rate %", "avg(toUInt8({c})) * 100", "direction_hit"),
                  Metric("Base rate: share of up moves %", "avg(toUInt8({c})) * 100", "went_up")),
-        filters=(("direction_hit", "IS NOT NULL", None),), width=5, height=50,
+        filters=(("direction_hit", "IS NOT NULL", None),), width=4, height=50,
     ),
     Chart(
         "Model leaderboard (holdout; naive is the baseline)", "table", "mart_model_leaderboard",
         columns=("rank", "model_name", "is_champion", "holdout_mase", "holdout_rel_mae", "holdout_dir_acc",
-                 "holdout_up_rate", "holdout_dm_pvalue", "decision"),
-        order_by=(("rank", True),), width=7, height=50, in_ticker_filter=False,
+                 "holdout_up_rate", "holdout_dm_pvalue", "backtest_mae", "n_backtest_realized"),
+        order_by=(("rank", True),), width=8, height=50, in_ticker_filter=False,
+        options={"column_config": {c: {"d3NumberFormat": ",.3f"}
+                                   for c in ("holdout_mase", "holdout_rel_mae", "holdout_dir_acc", "holdout_up_rate",
+                                             "holdout_dm_pvalue", "backtest_mae")}},
     ),
 )
 
@@ -242,8 +248,8 @@ DASHBOARD = Dashboard(
     title="Stock forecasts",
     slug="stock-forecasts",
     rows=(
-        (CHARTS[0].name, CHARTS[1].name),
-        (CHARTS[2].name,),
+        (CHARTS[0].name,),
+        (CHARTS[1].name, CHARTS[2].name),
         (CHARTS[3].name, CHARTS[4].name),
         (CHARTS[5].name, CHARTS[6].name),
     ),
