@@ -29,6 +29,10 @@ class ProvisionError(RuntimeError):
     """The dashboards could not be provisioned; the message says which step and why."""
 
 
+class MartsMissing(ProvisionError):
+    """The marts are not built yet (a fresh state dir): nothing to show until `lakehouse run`."""
+
+
 @dataclass
 class Provisioned:
     dashboard_id: int
@@ -121,6 +125,12 @@ def inspect_marts(cfg: Config) -> Marts:
     with endpoint(cfg) as ep:
         client = http_client(dashboard_endpoint(ep, cfg))
         try:
+            existing = set(client.query(
+                "SELECT name FROM system.tables WHERE database = {db:String}", parameters={"db": spec.SCHEMA},
+            ).result_columns[0] or ())
+            missing = sorted(d.table for d in spec.DATASETS if d.table and d.table not in existing)
+            if missing:
+                raise MartsMissing(f"the marts {', '.join(missing)} do not exist yet: build them with `lakehouse run`")
             for ds in spec.DATASETS:
                 source = f"({ds.sql})" if ds.is_virtual else f"{spec.SCHEMA}.{ds.table}"
                 try:
@@ -148,6 +158,22 @@ def documents(cfg: Config, marts: Marts) -> dict[str, dict[str, Any]]:
     ch = cfg.clickhouse
     db = bundle.database_yaml(ch.host, ch.port, ch.dashboard_user, ch.database)
     return bundle.files(db, marts.columns, marts.first_ticker)
+
+
+def provision_if_running(cfg: Config) -> str:
+    """After the marts were rebuilt: provision again when Superset runs (new marts, changed columns).
+
+    Returns a note for the stage's summary; a failure here is reported, not raised: the marts are built.
+    """
+    from lakehouse.services.supervisor import is_running
+
+    if not is_running(cfg, "superset"):
+        return ""
+    try:
+        provision(cfg)
+    except (ProvisionError, httpx.HTTPError) as exc:
+        return f"Superset dashboard not provisioned: {exc}"
+    return "Superset dashboard provisioned"
 
 
 def provision(cfg: Config) -> Provisioned:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -205,10 +206,19 @@ def prepare(cfg: Config) -> None:
 
 
 def provision(cfg: Config) -> None:
-    """Once healthy: the database connection, datasets, charts and dashboard from the spec (idempotent)."""
+    """Once healthy: the database connection, datasets, charts and dashboard from the spec (idempotent).
+
+    Before the first ``lakehouse run`` there are no marts to describe: Superset starts anyway (``lakehouse
+    up && lakehouse run`` is the usual order) and the marts stage provisions once it has built them.
+    """
+    from lakehouse.dashboards.provision import MartsMissing
     from lakehouse.dashboards.provision import provision as provision_dashboards
 
-    provision_dashboards(cfg)
+    try:
+        provision_dashboards(cfg)
+    except MartsMissing as exc:
+        print(f"superset: dashboard not provisioned yet: {exc} (the marts stage provisions it when Superset runs)",
+              file=sys.stderr)
 
 
 def _command(cfg: Config) -> list[str]:

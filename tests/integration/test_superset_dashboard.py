@@ -112,6 +112,24 @@ def test_every_chart_answers_through_the_chart_data_api(api) -> None:
         assert result["rowcount"] > 0 and result["data"], f"{c['slice_name']}: no rows"
 
 
+def test_sql_lab_reads_the_marts_as_the_read_only_account(stack, api) -> None:
+    cfg, _, _ = stack
+    (db,) = api.list_all("database")
+    uri = api.get(f"/api/v1/database/{db['id']}")["result"]["sqlalchemy_uri"]
+    assert uri.startswith(f"clickhousedb://{cfg.clickhouse.dashboard_user}:")
+    assert cfg.clickhouse.dashboard_password not in uri
+
+    def run(sql: str):
+        return api.http.post("/api/v1/sqllab/execute/", json={"database_id": db["id"], "sql": sql, "schema": "marts",
+                                                              "runAsync": False, "queryLimit": 100})
+
+    res = run("SELECT ticker, count() AS n FROM marts.mart_daily_prices GROUP BY ticker ORDER BY ticker")
+    assert res.status_code == 200, res.text[:500]
+    assert [r["ticker"] for r in res.json()["data"]] == ["AAPL", "IBM"]
+    res = run("DROP TABLE marts.ticker_overview")
+    assert res.status_code != 200 and "DML" in res.text
+
+
 def test_the_dashboard_in_a_browser(stack, api, tmp_path) -> None:
     from playwright.sync_api import sync_playwright
 
