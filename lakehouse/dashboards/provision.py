@@ -125,9 +125,9 @@ def inspect_marts(cfg: Config) -> Marts:
     with endpoint(cfg) as ep:
         client = http_client(dashboard_endpoint(ep, cfg))
         try:
-            existing = set(client.query(
+            existing = {str(row[0]) for row in client.query(
                 "SELECT name FROM system.tables WHERE database = {db:String}", parameters={"db": spec.SCHEMA},
-            ).result_columns[0] or ())
+            ).result_rows}
             missing = sorted(d.table for d in spec.DATASETS if d.table and d.table not in existing)
             if missing:
                 raise MartsMissing(f"the marts {', '.join(missing)} do not exist yet: build them with `lakehouse run`")
