@@ -124,7 +124,7 @@ def test_every_chart_answers_through_the_chart_data_api(api) -> None:
 def test_sql_lab_reads_the_marts_as_the_read_only_account(stack, api) -> None:
     cfg, _, _ = stack
     (db,) = api.list_all("database")
-    uri = api.get(f"/api/v1/database/{db['id']}")["result"]["sqlalchemy_uri"]
+    uri = api.get(f"/api/v1/database/{db['id']}/connection")["result"]["sqlalchemy_uri"]
     assert uri.startswith(f"clickhousedb://{cfg.clickhouse.dashboard_user}:")
     assert cfg.clickhouse.dashboard_password not in uri
 
