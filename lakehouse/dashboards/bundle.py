@@ -22,6 +22,7 @@ import re
 import zipfile
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import yaml
 
@@ -41,11 +42,17 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
-def database_yaml(host: str, port: int, user: str, database: str) -> dict[str, Any]:
-    """The database connection (password masked: Superset takes it from the import request)."""
+def database_yaml(host: str, port: int, user: str, password: str, database: str) -> dict[str, Any]:
+    """The database connection, its password inside the URI.
+
+    Not in the import request's ``passwords`` field, which is where Superset's export/import expects it:
+    Superset's action log stores every form field of a request in its metadata database (table ``logs``),
+    so the password would sit there in clear text. The bundle is a file part, which the log leaves out;
+    Superset moves the password from the URI into its encrypted column and keeps the URI masked.
+    """
     return {
         "database_name": spec.DATABASE.name,
-        "sqlalchemy_uri": f"clickhousedb://{user}:XXXXXXXXXX@{host}:{port}/{database}",
+        "sqlalchemy_uri": f"clickhousedb://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/{database}",
         "cache_timeout": None,
         "expose_in_sqllab": True,
         "allow_run_async": False,

@@ -5,13 +5,13 @@ columns of every dataset (a missing mart stops here with its name, before Supers
 log in to Superset (``POST /api/v1/security/login`` gives a JWT), fetch a CSRF token with it
 (``GET /api/v1/security/csrf_token/``; Superset checks it on every POST together with the session
 cookie, which the client keeps); then import the bundle (``bundle.py``) through
-``POST /api/v1/assets/import/`` with the dashboard account's password beside it, never inside the
-bundle. Superset upserts each object by uuid, so a second run changes nothing but timestamps.
+``POST /api/v1/assets/import/``. The bundle is built in memory only: it holds the dashboard account's
+password (see ``bundle.database_yaml`` for why there). Superset upserts each object by uuid, so a
+second run changes nothing but timestamps.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -86,10 +86,9 @@ class SupersetClient:
                 return out
             q["page"] += 1
 
-    def import_assets(self, zip_data: bytes, passwords: dict[str, str]) -> None:
+    def import_assets(self, zip_data: bytes) -> None:
         res = self.http.post("/api/v1/assets/import/",
-                             files={"bundle": ("lakehouse_dashboards.zip", zip_data, "application/zip")},
-                             data={"passwords": json.dumps(passwords)})
+                             files={"bundle": ("lakehouse_dashboards.zip", zip_data, "application/zip")})
         if res.status_code != 200:
             raise ProvisionError(f"Superset assets import: HTTP {res.status_code} {res.text[:1500]}")
 
@@ -156,7 +155,7 @@ def inspect_marts(cfg: Config) -> Marts:
 def documents(cfg: Config, marts: Marts) -> dict[str, dict[str, Any]]:
     """The bundle's files for this configuration: the database points at the configured front."""
     ch = cfg.clickhouse
-    db = bundle.database_yaml(ch.host, ch.port, ch.dashboard_user, ch.database)
+    db = bundle.database_yaml(ch.host, ch.port, ch.dashboard_user, ch.dashboard_password, ch.database)
     return bundle.files(db, marts.columns, marts.first_ticker)
 
 
@@ -181,8 +180,7 @@ def provision(cfg: Config) -> Provisioned:
     marts = inspect_marts(cfg)
     s = cfg.superset
     with SupersetClient(s.url, s.admin_user, s.admin_password) as client:
-        client.import_assets(bundle.zip_bytes(documents(cfg, marts)),
-                             {bundle.database_file(): cfg.clickhouse.dashboard_password})
+        client.import_assets(bundle.zip_bytes(documents(cfg, marts)))
         found = client.list_all("dashboard", slug=spec.DASHBOARD.slug)
     if len(found) != 1:
         raise ProvisionError(f"after the import Superset lists {len(found)} dashboards '{spec.DASHBOARD.slug}'")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import time
 from pathlib import Path
 
@@ -198,6 +199,25 @@ def test_the_dashboard_in_a_browser(stack, api, tmp_path) -> None:
             browser.close()
     if os.environ.get(SCREENSHOT_ENV):
         shutil.copyfile(shot, os.environ[SCREENSHOT_ENV])
+
+
+def test_no_secret_in_superset_metadata_or_logs(stack, api) -> None:
+    """Superset's action log keeps every form field of a request: the import must not send a password as one."""
+    cfg, _, _ = stack
+    secrets = {"clickhouse.dashboard_password": cfg.clickhouse.dashboard_password,
+               "superset.admin_password": cfg.superset.admin_password, "superset.secret_key": cfg.superset.secret_key}
+    con = sqlite3.connect(f"file:{superset_service.database_file(cfg)}?mode=ro", uri=True)
+    try:
+        actions = "\n".join(str(row[0]) for row in con.execute("SELECT json FROM logs"))
+        assert "/api/v1/assets/import/" in actions  # the provisioning is in the action log
+        stored = "\n".join(str(row) for row in con.execute("SELECT sqlalchemy_uri, password FROM dbs"))
+    finally:
+        con.close()
+    logs = "\n".join(p.read_text(errors="replace") for p in cfg.logs_dir.glob("*.log"))
+    for key, value in secrets.items():
+        assert value not in actions, f"{key} in Superset's action log"
+        assert value not in stored, f"{key} stored in clear text"
+        assert value not in logs, f"{key} in a log file"
 
 
 def test_a_restart_provisions_again_without_duplicates(stack, api) -> None:
