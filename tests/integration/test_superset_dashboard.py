@@ -220,9 +220,19 @@ def test_no_secret_in_superset_metadata_or_logs(stack, api) -> None:
         assert value not in logs, f"{key} in a log file"
 
 
+def _imports(cfg) -> int:
+    """How many assets imports Superset's action log holds (each provisioning is one)."""
+    con = sqlite3.connect(f"file:{superset_service.database_file(cfg)}?mode=ro", uri=True)
+    try:
+        return con.execute("SELECT count(*) FROM logs WHERE json LIKE '%/api/v1/assets/import/%'").fetchone()[0]
+    finally:
+        con.close()
+
+
 def test_a_restart_provisions_again_without_duplicates(stack, api) -> None:
     cfg, env, _ = stack
     before = _inventory(api)
+    imports = _imports(cfg)
     cli_ok(run_cli("down", "superset", env=env, timeout=300))
     t0 = time.monotonic()
     cli_ok(run_cli("up", "superset", env=env, timeout=600))
@@ -231,3 +241,4 @@ def test_a_restart_provisions_again_without_duplicates(stack, api) -> None:
     with SupersetClient(s.url, s.admin_user, s.admin_password) as again:
         assert _counts(again) == _expected_counts()
         assert _inventory(again) == before, "objects were replaced or duplicated instead of updated"
+    assert _imports(cfg) == imports + 1, "the restart did not provision again"
