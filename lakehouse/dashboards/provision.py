@@ -122,6 +122,9 @@ def inspect_marts(cfg: Config) -> Marts:
 
     out: dict[str, list[tuple[str, str]]] = {}
     with endpoint(cfg) as ep:
+        if ep.temporary:  # Superset's connection points at the configured port: the service must answer there
+            raise ProvisionError(f"the ClickHouse front does not answer on {cfg.clickhouse.url}: start it first "
+                                 "(`lakehouse up clickhouse`)")
         client = http_client(dashboard_endpoint(ep, cfg))
         try:
             existing = {str(row[0]) for row in client.query(
@@ -135,10 +138,10 @@ def inspect_marts(cfg: Config) -> Marts:
                 try:
                     res = client.query(f"SELECT * FROM {source} AS t LIMIT 0")
                 except Exception as exc:  # noqa: BLE001 - clickhouse-connect raises several kinds
-                    first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+                    why = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
                     raise ProvisionError(
                         f"dataset {ds.name}: the ClickHouse front cannot read it as '{cfg.clickhouse.dashboard_user}'"
-                        f" ({first}); build the marts first (`lakehouse run`)") from exc
+                        f" ({why}); build the marts first (`lakehouse run`)") from exc
                 cols = [(n, t.name) for n, t in zip(res.column_names, res.column_types, strict=True)]
                 if ds.is_virtual and tuple(n for n, _ in cols) != ds.columns:
                     raise ProvisionError(f"dataset {ds.name}: its SQL returns {[n for n, _ in cols]}, the spec "
