@@ -168,9 +168,11 @@ class AirflowConfig(_Service):
 
 class SupersetConfig(_Service):
     port: int = Field(8088, ge=1, le=65535)
-    admin_user: str = "admin"
+    admin_user: str = Field("admin", pattern=r"^[A-Za-z0-9._-]+$")
     admin_password: str = ""
     secret_key: str = ""
+    #: the Superset virtualenv (empty: .venvs/superset in the project)
+    venv: str = ""
 
 
 def _retrain_policy(value: Any) -> Any:

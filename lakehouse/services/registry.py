@@ -123,4 +123,4 @@ def get_service(name: str) -> Service:
 
 def _load_builtin() -> None:
     # Importing a service module registers its service.
-    from lakehouse.services import airflow, catalog, clickhouse, mlflow, objectstore  # noqa: F401
+    from lakehouse.services import airflow, catalog, clickhouse, mlflow, objectstore, superset  # noqa: F401

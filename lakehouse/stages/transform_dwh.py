@@ -246,4 +246,7 @@ def run_stage(ctx: StageContext) -> str:
     report(result, ctx.console)
     if not result.ok:
         raise StageFailed(STAGE, f"dbt build failed: {result.one_line()}", result.log_path)
-    return result.one_line()
+    from lakehouse.dashboards.provision import provision_if_running
+
+    dashboards = provision_if_running(ctx.cfg)  # new marts or columns reach a running Superset
+    return result.one_line() + (f"; {dashboards}" if dashboards else "")
