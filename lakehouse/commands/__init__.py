@@ -11,6 +11,7 @@ def register_all(app: typer.Typer) -> None:
         catalog,
         clickhouse,
         config,
+        dashboards,
         ingest,
         ml,
         pipeline,
@@ -20,5 +21,6 @@ def register_all(app: typer.Typer) -> None:
         transform,
     )
 
-    for module in (pipeline, services, config, catalog, ingest, transform, ml, sql, clickhouse, report):
+    for module in (pipeline, services, config, catalog, ingest, transform, ml, sql, clickhouse, report,
+                   dashboards):
         module.register(app)

@@ -412,3 +412,18 @@ def test_make_env_writes_a_private_env_the_preflight_accepts(tmp_path: Path) -> 
                            timeout=60, check=False)
     assert again.returncode == 1 and "not overwriting" in again.stderr
     assert dict(line.split("=", 1) for line in target.read_text().splitlines() if line and line[0] != "#") == written
+
+
+def test_platform_commands_of_the_services_exist() -> None:
+    """Every service running the platform image calls a `lakehouse` command that the CLI has (a renamed or
+    missing command would fail only inside the container)."""
+    lakehouse = Path(sys.executable).parent / "lakehouse"
+    checked = 0
+    for name, svc in services().items():
+        argv = svc.get("command")
+        if isinstance(argv, list) and argv and argv[0] == "lakehouse":
+            words = [a for a in argv[1:] if not a.startswith("-")]
+            proc = subprocess.run([str(lakehouse), *words, "--help"], capture_output=True, text=True, timeout=60)
+            assert proc.returncode == 0, f"{name}: `lakehouse {' '.join(words)}` is no command: {proc.stderr[-300:]}"
+            checked += 1
+    assert checked >= 2  # the pipeline job and the Superset provisioning
