@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import itertools
 import os
-import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -30,6 +28,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import (
     CommitFailedException,
@@ -48,10 +47,21 @@ from pyiceberg.expressions import (
     LessThanOrEqual,
     Or,
 )
-from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files
-from pyiceberg.manifest import DataFile
-from pyiceberg.table import FileScanTask, Table, Transaction
+from pyiceberg.io import FileIO
+from pyiceberg.io.pyarrow import (
+    ArrowScan,
+    _get_parquet_writer_kwargs,
+    compute_statistics_plan,
+    data_file_statistics_from_parquet_metadata,
+    parquet_path_to_id_mapping,
+)
+from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
+from pyiceberg.partitioning import PartitionFieldValue, PartitionKey
+from pyiceberg.table import FileScanTask, Table, TableProperties, Transaction
+from pyiceberg.table.locations import load_location_provider
 from pyiceberg.table.metadata import TableMetadata
+from pyiceberg.typedef import Record
+from pyiceberg.utils.properties import property_as_int
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from lakehouse.contracts import RAW_DLT_LOADS, RAW_QUOTES, RAW_QUOTES_REJECTED
@@ -229,25 +239,85 @@ def drop_duplicate_keys(data: pa.Table, keys: Sequence[str]) -> pa.Table:
     return data.filter(keep)
 
 
+#: Parquet dictionary encoding only for these Arrow types: prices and volumes are nearly unique, so a
+#: dictionary for them is built and then abandoned page after page (a third of the write time).
+DICTIONARY_TYPES = (pa.types.is_string, pa.types.is_large_string, pa.types.is_date, pa.types.is_boolean)
+
+
+def _dictionary_columns(schema: pa.Schema) -> list[str]:
+    return [f.name for f in schema if any(check(f.type) for check in DICTIONARY_TYPES)]
+
+
+def _partition_key(meta: TableMetadata, first_row: pa.Table) -> PartitionKey | None:
+    """The partition key of a one-partition slice, from its first row (``None``: unpartitioned)."""
+    spec = meta.spec()
+    if spec.is_unpartitioned():
+        return None
+    values = [col[0].as_py() for col in _partition_columns(meta, first_row)]
+    return PartitionKey(field_values=[PartitionFieldValue(field=f, value=v) for f, v in zip(spec.fields, values,
+                                                                                          strict=True)],
+                        partition_spec=spec, schema=meta.schema())
+
+
+def write_data_file(meta: TableMetadata, io: FileIO, part: pa.Table, file_name: str) -> DataFile:
+    """One Parquet data file of rows from ONE partition, already in the table's Arrow schema (field ids
+    included, see :func:`conform`), and its DataFile with the statistics Iceberg readers prune on.
+
+    pyiceberg's own writer (``_dataframe_to_data_files``) is not used for ingestion: it re-derives the
+    partitions by filtering the whole table once per partition (a copy), and dictionary-encodes every column;
+    here partitions are the contiguous runs :func:`sort_for_write` produced, and only strings, dates and
+    booleans get a dictionary. Everything else (compression, page and row-group sizes, which columns get
+    statistics) follows the table's write properties through pyiceberg's helpers."""
+    props = meta.properties
+    key = _partition_key(meta, part.slice(0, 1))
+    provider = load_location_provider(table_location=meta.location, table_properties=props)
+    path = provider.new_data_location(data_file_name=file_name, partition_key=key)
+    out = io.new_output(path)
+    row_group = property_as_int(props, TableProperties.PARQUET_ROW_GROUP_LIMIT,
+                                TableProperties.PARQUET_ROW_GROUP_LIMIT_DEFAULT)
+    with out.create(overwrite=True) as fos:  # a fresh uuid name: skip the existence check (a HEAD on S3)
+        writer = pq.ParquetWriter(fos, schema=part.schema, store_decimal_as_integer=True,
+                                  use_dictionary=_dictionary_columns(part.schema), **_get_parquet_writer_kwargs(props))
+        with writer:
+            writer.write_table(part, row_group_size=row_group)
+    schema = meta.schema()
+    stats = data_file_statistics_from_parquet_metadata(
+        parquet_metadata=writer.writer.metadata, stats_columns=compute_statistics_plan(schema, props),
+        parquet_column_mapping=parquet_path_to_id_mapping(schema))
+    return DataFile.from_args(
+        content=DataFileContent.DATA, file_path=path, file_format=FileFormat.PARQUET,
+        partition=key.partition if key else Record(), file_size_in_bytes=len(out), sort_order_id=None,
+        spec_id=meta.default_spec_id, equality_ids=None, key_metadata=None, **stats.to_serialized_dict())
+
+
+def _file_slices(meta: TableMetadata, data: pa.Table, starts: list[int]) -> list[pa.Table]:
+    """One slice per partition run, split further where a run exceeds the table's target file size."""
+    target = property_as_int(meta.properties, TableProperties.WRITE_TARGET_FILE_SIZE_BYTES,
+                             TableProperties.WRITE_TARGET_FILE_SIZE_BYTES_DEFAULT)
+    sample = data.slice(0, min(data.num_rows, 65_536))  # nbytes walks every chunk: estimate on a prefix
+    per_file = max(1, int(target / max(sample.nbytes / max(sample.num_rows, 1), 1)))
+    bounds = [*starts, data.num_rows]
+    out = []
+    for a, b in zip(bounds, bounds[1:], strict=False):
+        out += [data.slice(i, min(per_file, b - i)) for i in range(a, b, per_file)]
+    return out
+
+
 def write_data_files(tx: Transaction, data: pa.Table, starts: list[int]) -> list[DataFile]:
-    """Parquet data files for sorted ``data`` with partition runs at ``starts``, written in parallel
-    (one writer task per partition; pyiceberg's own split filters the whole table per partition)."""
+    """Parquet data files for sorted ``data`` with partition runs at ``starts`` (rows in the table's
+    Arrow schema), written in parallel: one file per partition run (:func:`write_data_file`)."""
     if data.num_rows == 0:
         return []
-    bounds = [*starts, data.num_rows]
-    slices = [data.slice(a, b - a) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
-    write_uuid, counter = uuid.uuid4(), itertools.count(0)
-    lock = threading.Lock()
+    meta, io = tx.table_metadata, tx._table.io  # noqa: SLF001 - the transaction's table FileIO
+    slices = _file_slices(meta, data, starts)
+    write_uuid = uuid.uuid4()
 
-    def write(part: pa.Table) -> list[DataFile]:
-        with lock:
-            start = next(counter) * 1000
-        part = part.combine_chunks()  # one contiguous copy per partition, in the writer threads
-        return list(_dataframe_to_data_files(tx.table_metadata, part, tx._table.io, write_uuid,  # noqa: SLF001
-                                             itertools.count(start)))
+    def write(job: tuple[int, pa.Table]) -> DataFile:
+        task_id, part = job
+        return write_data_file(meta, io, part.combine_chunks(), f"00000-{task_id}-{write_uuid}.parquet")
 
     with ThreadPoolExecutor(max_workers=min(WRITE_THREADS, len(slices))) as pool:
-        return [f for files in pool.map(write, slices) for f in files]
+        return list(pool.map(write, enumerate(slices)))
 
 
 def key_region(data: pa.Table) -> BooleanExpression:
