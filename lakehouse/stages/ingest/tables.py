@@ -434,9 +434,11 @@ def _int_keys_in(left: pa.Array | pa.ChunkedArray, right: pa.Array | pa.ChunkedA
     return pa.array(rk[pos] == lk)
 
 
-def read_files(tbl: Table, tasks: list[FileScanTask]) -> pa.Table:
-    """Every row of the data files behind ``tasks`` (their delete files applied), in the table schema."""
-    scan = ArrowScan(tbl.metadata, tbl.io, tbl.schema(), AlwaysTrue())
+def read_files(tbl: Table, tasks: list[FileScanTask], columns: Sequence[str] | None = None) -> pa.Table:
+    """Every row of the data files behind ``tasks`` (their delete files applied), in the table schema
+    (only ``columns`` when given)."""
+    schema = tbl.schema().select(*columns) if columns else tbl.schema()
+    scan = ArrowScan(tbl.metadata, tbl.io, schema, AlwaysTrue())
     return scan.to_table(tasks)
 
 
@@ -468,13 +470,20 @@ def merge_commit(table: Table, data: pa.Table, keys: Sequence[str], load_id: str
         replaced = 0
         out, out_starts = rows, starts
         if tasks:
-            existing = read_files(tbl, tasks)
-            keep = existing.filter(pc.invert(keys_in(existing, rows, keys)))
+            # keys first: when the load replaces every row of the files it touches (a re-load of a whole
+            # window) the other columns are never decoded
+            existing = read_files(tbl, tasks, keys)
+            n_existing = existing.num_rows
+            if pc.all(keys_in(existing, rows, keys)).as_py() is not False:
+                keep = existing.slice(0, 0)  # every row replaced: nothing to keep
+            else:
+                existing = read_files(tbl, tasks)
+                keep = existing.filter(pc.invert(keys_in(existing, rows, keys)))
             for f in rows.schema:  # columns added by this load's schema evolution
                 if f.name not in keep.column_names:
                     keep = keep.append_column(f.name, pa.nulls(keep.num_rows, f.type))
             keep = keep.select(rows.column_names).cast(rows.schema)
-            replaced = existing.num_rows - keep.num_rows
+            replaced = n_existing - keep.num_rows
             if keep.num_rows:
                 out, out_starts = sort_for_write(meta, pa.concat_tables([keep, rows]), keys)
         files = write_data_files(tx, out, out_starts)
