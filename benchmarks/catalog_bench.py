@@ -249,9 +249,21 @@ def main() -> None:
     ap.add_argument("--loads", type=int, default=300)
     ap.add_argument("--commits", type=int, default=40)
     ap.add_argument("--per-writer", type=int, default=10)
+    ap.add_argument("--s3", action="store_true", help="compare on SeaweedFS S3 with SeaweedFS's own catalog and "
+                                                      "SqlCatalog (see s3_comparison; also compare.py)")
     args = ap.parse_args()
     logging.getLogger("pyiceberg").setLevel(logging.ERROR)
     console = Console()
+    if args.s3:
+        res = s3_comparison(loads=args.loads, commits=args.commits)
+        out = Table(title="Catalogs on one SeaweedFS S3 (ms; commits/s with 8 writers on one table)")
+        for col in ("catalog", "load-table p50", "append-commit p50", "commits/s", "gave up"):
+            out.add_column(col, justify="left" if col == "catalog" else "right")
+        for name, r in res.items():
+            out.add_row(name, f"{pct(r['load'], .5):.2f}", f"{pct(r['commit'], .5):.2f}", f"{r['commits/s']:.1f}",
+                        str(r["failed"]))
+        console.print(out)
+        return
     tmp = Path(tempfile.mkdtemp(prefix="catalog-bench-"))
     db = f"sqlite:///{tmp}/catalog.db"
     warehouse = (tmp / "warehouse").as_uri()
