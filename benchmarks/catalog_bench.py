@@ -217,10 +217,12 @@ def s3_comparison(loads: int = 100, commits: int = 30, writers: int = 8, seconds
                   tmp: Path | None = None) -> dict[str, dict[str, float]]:
     """Load-table and append-commit latencies (seconds, lists) and shared-table commits/s of the three
     catalogs on one SeaweedFS S3, measured interleaved in one run: ``{catalog: {figure: value}}``."""
-    tmp = tmp or Path(tempfile.mkdtemp(prefix="catalog-s3-"))
     logging.getLogger("pyiceberg").setLevel(logging.ERROR)
     out: dict[str, dict] = {}
-    with s3_catalogs(tmp) as catalogs:
+    with contextlib.ExitStack() as stack:
+        if tmp is None:
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="catalog-s3-")))
+        catalogs = stack.enter_context(s3_catalogs(tmp))
         cats = {name: _catalog(kind, props) for name, (kind, props) in catalogs.items()}
         tables = {}
         for name, cat in cats.items():
