@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CORE := .venvs/core/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup lock test test-fast run up down status lint bench
+.PHONY: setup lock test test-fast run up down status lint bench compare
 
 setup:            ## create the three virtual environments from the lockfiles (idempotent)
 	@bash scripts/setup.sh
@@ -34,3 +34,6 @@ lint:
 
 bench:            ## run every benchmark script and print its figures
 	@for b in benchmarks/*_bench.py; do echo "== $$b"; $(CORE)/python $$b || exit 1; done
+
+compare:          ## every issue-16 figure beside its anchor in one run (ARGS="--quick --only catalog,ingest")
+	@$(CORE)/python benchmarks/compare.py $(ARGS)

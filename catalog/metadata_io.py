@@ -45,6 +45,7 @@ class MetadataFiles:
     def __init__(self, properties: dict[str, str], cache_size: int = 512) -> None:
         self.properties = dict(properties)
         self._io: dict[str, FileIO] = {}
+        self._put_fs = None  # pyarrow S3FileSystem for single-request metadata writes (see _put)
         self._cache: OrderedDict[str, LoadedMetadata] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -88,18 +89,51 @@ class MetadataFiles:
                 self._cache.popitem(last=False)
 
     def write(self, location: str, metadata: TableMetadata, extras: dict[str, Any] | None = None) -> LoadedMetadata:
-        """Write a new metadata file (never overwrites) and cache it."""
-        doc = json.loads(metadata.model_dump_json(exclude_none=True))
-        for k, v in (extras or {}).items():
-            if v:
-                doc[k] = v
-        data = json.dumps(doc, separators=(",", ":")).encode()
+        """Write a new metadata file and cache it.
+
+        ``location`` is always a fresh name (``<version>-<uuid>.metadata.json``), so the file is created
+        without an existence check first: on S3 that check is a HEAD request, a round trip per commit.
+        """
+        data = metadata.model_dump_json(exclude_none=True).encode()  # compact JSON
+        kept = {k: v for k, v in (extras or {}).items() if v}
+        if kept:
+            doc = json.loads(data)
+            doc.update(kept)
+            data = json.dumps(doc, separators=(",", ":")).encode()
         payload = gzip.compress(data) if location.endswith(".gz.metadata.json") else data
-        with self.io(location).new_output(location).create(overwrite=False) as out:
-            out.write(payload)
+        self._put(location, payload)
         loaded = LoadedMetadata(location, metadata, data, dict(extras or {}))
         self._remember(loaded)
         return loaded
+
+    def _put(self, location: str, payload: bytes) -> None:
+        """Create the file at ``location`` with ``payload``.
+
+        On S3 through a pyarrow filesystem opened with ``allow_delayed_open``: a small file is then ONE
+        PutObject. pyiceberg's own S3 FileIO (without that flag) starts a multipart upload on open, so a
+        metadata file costs three requests (create, upload part, complete) on every commit.
+        """
+        if urlparse(location).scheme in ("s3", "s3a", "s3n"):
+            fs = self._s3_put_fs()
+            with fs.open_output_stream(location.split("://", 1)[1]) as out:
+                out.write(payload)
+            return
+        with self.io(location).new_output(location).create(overwrite=True) as out:
+            out.write(payload)
+
+    def _s3_put_fs(self):  # noqa: ANN202 - pyarrow.fs.S3FileSystem
+        with self._lock:
+            if self._put_fs is None:
+                from pyarrow.fs import S3FileSystem
+
+                p = self.properties
+                self._put_fs = S3FileSystem(
+                    endpoint_override=p.get("s3.endpoint"), access_key=p.get("s3.access-key-id"),
+                    secret_key=p.get("s3.secret-access-key"), session_token=p.get("s3.session-token"),
+                    region=p.get("s3.region"), allow_delayed_open=True, background_writes=False,
+                    force_virtual_addressing=p.get("s3.force-virtual-addressing", "false").lower() == "true",
+                )
+            return self._put_fs
 
     def _read_bytes(self, location: str) -> bytes:
         """The (decompressed) bytes of a metadata file; 404 when missing, 400 when unreadable."""

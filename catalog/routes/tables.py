@@ -106,7 +106,9 @@ def commit_table(ctx: Ctx, ns: NamespacePath, table: TablePath, req: CommitTable
     if req.identifier is not None and (tuple(req.identifier.namespace), req.identifier.name) != (ns, table):
         raise BadRequest("identifier in the body does not match the path")
     loaded = ctx.service.commit_table(ns, table, req.model_dump(by_alias=True))
-    return json_response({"metadata-location": loaded.location, "metadata": json.loads(loaded.raw)})
+    # the metadata file's own JSON text, spliced in (not parsed and encoded again on every commit)
+    payload = b'{"metadata-location":' + json.dumps(loaded.location).encode() + b',"metadata":' + loaded.raw + b"}"
+    return Response(payload, media_type="application/json")
 
 
 @router.delete("/v1/namespaces/{namespace}/tables/{table}", status_code=204)

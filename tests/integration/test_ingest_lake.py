@@ -86,6 +86,7 @@ def test_sample_exact_rows_incremental_and_idempotent(env):
     for _ in range(2):
         back = run_ingest(cfg, "sample", start="2000-01-01", end="2013-12-31", console=QUIET)
         assert back.rows_loaded == 12_154
+        assert sum(c.replaced for c in back.commits if c.table == "quotes") == 12_154  # every row re-keyed
         data, tbl = scan("raw.quotes", "source == 'sample'")
         assert data.num_rows == 12_154 == n_keys(data)
         assert set(data["load_id"].to_pylist()) == set(back.load_ids)

@@ -2,7 +2,8 @@
 
 dlt extracts and normalizes into parquet load packages (schema inference/evolution, state); this
 destination's load jobs only check the files, and ``complete_load`` — called by dlt once every job of
-the package is done — reads the package's files and commits each table in ONE Iceberg transaction:
+the package is done — takes the package's tables (kept in memory by :mod:`.staging` when this process
+extracted them, else read from the package files) and commits each table in ONE Iceberg transaction:
 ``quotes`` is merged on its primary key, other tables are appended. Each commit carries the load id
 in its snapshot summary, so a package whose load was interrupted (exception, kill -9) is finished by
 the next run without duplicates: dlt keeps the package until ``complete_load`` succeeds.
@@ -42,6 +43,7 @@ from dlt.common.storages.load_package import LoadPackageStateInjectableContext
 from dlt.common.storages.load_storage import ParsedLoadJobFileName
 from pyiceberg.catalog import Catalog
 
+from lakehouse.stages.ingest import staging
 from lakehouse.stages.ingest.tables import (
     NAMESPACE,
     CommitResult,
@@ -140,8 +142,10 @@ class IcebergLakeClient(JobClientBase):
         results: list[CommitResult] = []
         order = [t for t in TABLE_ORDER if t in files] + sorted(t for t in files if t not in TABLE_ORDER)
         for name in order:
-            data = pa.concat_tables([pq.read_table(f, memory_map=True) for f in sorted(files[name])],
-                                    promote_options="permissive")
+            data = staging.take(load_id, name, files[name])
+            if data is None:
+                data = pa.concat_tables([pq.read_table(f, memory_map=True) for f in sorted(files[name])],
+                                        promote_options="permissive")
             results.append(self._commit_table(name, data, load_id, loaded_at))
         loads = ensure_table(self.catalog, "_dlt_loads", namespace=self.config.namespace)
         summary = ", ".join(f"{r.table}={r.rows}" for r in results)
@@ -150,6 +154,7 @@ class IcebergLakeClient(JobClientBase):
                         "schema_version_hash": [self.schema.version_hash], "rows": [summary]})
         append_commit(loads, row, load_id, loaded_at)
         COMMITS[load_id] = results
+        staging.discard([load_id])
 
     def _commit_table(self, name: str, data: pa.Table, load_id: str, loaded_at: dt.datetime) -> CommitResult:
         table_schema = self.schema.tables.get(name, {})

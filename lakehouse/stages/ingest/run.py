@@ -156,6 +156,7 @@ def run_ingest(
     from lakehouse.lake import open_lake
     from lakehouse.sources import default_tickers, make_fetcher
     from lakehouse.sources.resource import quote_source
+    from lakehouse.stages.ingest import staging
     from lakehouse.stages.ingest.destination import COMMITS, iceberg_lake, register_catalog, unregister_catalog
 
     console = console or Console()
@@ -190,7 +191,8 @@ def run_ingest(
                     summary.commits.extend(COMMITS.pop(lid, []))
             t1 = time.perf_counter()
             with _progress_bar(console) as bar:
-                src = quote_source(fetcher, names, start_d, end_d, report, RichTickerProgress(bar))
+                src = quote_source(fetcher, names, start_d, end_d, report, RichTickerProgress(bar),
+                                   on_batch=staging.record)
                 pipeline.extract(src)
             t2 = time.perf_counter()
             with console.status("committing to Iceberg"):
@@ -202,6 +204,7 @@ def run_ingest(
                 summary.load_ids.append(lid)
                 summary.commits.extend(COMMITS.pop(lid, []))
         finally:
+            staging.discard()
             unregister_catalog(key)
             client = getattr(fetcher, "client", None)
             if client is not None:
