@@ -102,6 +102,12 @@ def test_sample_exact_rows_incremental_and_idempotent(env):
     newest = data.filter(pc.equal(data["load_id"], part.load_ids[0]))
     assert newest.num_rows == 252 and set(newest["ticker"].to_pylist()) == {"AAPL"}
 
+    # a committed load keeps no copy of its rows in dlt's working dir (it grew by each load's size)
+    loaded = cfg.path("dlt") / "lakehouse_sample" / "load" / "loaded"
+    assert set(part.load_ids) <= {p.name for p in loaded.iterdir()}
+    kept = [p for p in loaded.rglob("*") if p.is_file() and ".parquet" in p.name]
+    assert not kept, kept[:3]
+
 
 def test_moex_incremental_resume_and_quarantine(env, server):
     cfg = get_config()
