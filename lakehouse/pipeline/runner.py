@@ -78,6 +78,18 @@ class Session:
         self.probe = AssetProbe(cfg, lake)
         self.runs = StageRuns(lake)
 
+    def failure(self, name: str, exc: Exception) -> StageFailed:
+        """``exc`` as the stage's :class:`StageFailed`, naming the services the lake needs that no longer
+        answer (a lost object store otherwise surfaces as a client library's connection error)."""
+        from lakehouse.pipeline.reachability import unreachable
+
+        own = isinstance(exc, StageFailed)
+        down = unreachable(self.cfg, getattr(self.lake, "uri", None))
+        if not down:
+            return exc if own else StageFailed(name, exc, getattr(exc, "log_path", None))
+        return StageFailed(name, exc.cause if own else exc, exc.log_path if own else getattr(exc, "log_path", None),
+                           context="; ".join(down))
+
     def judge(self, stage: Stage) -> tuple[Verdict, Fingerprint]:
         """The stage's verdict and its current fingerprint."""
         versions = self.probe.versions(stage.reads)
@@ -95,10 +107,11 @@ class Session:
         started = dt.datetime.now(dt.UTC)
         try:
             detail = load_function(stage.run)(ctx) or ""
-        except StageFailed:
-            raise
         except Exception as exc:  # noqa: BLE001 - every failure becomes the stage's StageFailed
-            raise StageFailed(stage.name, exc, getattr(exc, "log_path", None)) from exc
+            err = self.failure(stage.name, exc)
+            if err is exc:
+                raise
+            raise err from exc
         finally:
             self.probe.forget(stage.writes)
         if record and not stage.always:
@@ -150,7 +163,12 @@ def _run_stage(session: Session, stage: Stage, force: bool) -> Outcome:
     console = session.console
     t0 = time.perf_counter()
     with stage_lock(session.cfg, stage.name, console):
-        verdict, fp = session.judge(stage)
+        try:
+            verdict, fp = session.judge(stage)
+        except Exception as exc:  # noqa: BLE001 - reading the input versions failed: the stage fails
+            err = session.failure(stage.name, exc)
+            console.print(f"[red]{stage.name} failed (reading its inputs' versions):[/] {escape(str(err))}")
+            return Outcome(stage.name, "failed", time.perf_counter() - t0, str(err), err)
         if not verdict.must_run and not force:
             console.print(f"[dim]{stage.name}: skipped, fresh: {escape(verdict.why())}[/]")
             return Outcome(stage.name, "skipped", time.perf_counter() - t0, f"fresh: {verdict.why()}")

@@ -1,0 +1,136 @@
+"""Reliability drills on ``lakehouse run`` in services mode (SeaweedFS, the catalog and MLflow started by the
+supervisor, one stack for the module):
+
+- kill -9 of ``lakehouse run`` (its whole process group: dbt, the temporary ClickHouse front) during the
+  dbt_lake build, during the backtest and during predict: after each kill every Iceberg table's current
+  metadata and data files are there and readable, the interrupted stage has no record in
+  ``pipeline.stage_runs`` (so the next run executes it), and the last rerun completes;
+- SeaweedFS stopped in the middle of a stage and started again after it failed: the stage fails with a
+  message naming the object store and its URL (no traceback), and the rerun succeeds.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from lakehouse.lake import open_lake
+from lakehouse.pipeline.state import StageRuns
+from tests.drills_support import (
+    assert_no_traceback,
+    chdb_count,
+    cli,
+    duckdb_count,
+    lake_tables,
+    results,
+    services_env,
+    spawn,
+    stack,
+    up,
+)
+
+DAY_1 = "2013-02-26"
+pytestmark = pytest.mark.timeout(1500)
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory):
+    base = tmp_path_factory.mktemp("drills_run")
+    env = services_env(base / "home", LAKEHOUSE_SOURCES__SAMPLE__END=DAY_1)
+    with stack(env, ("objectstore", "catalog", "mlflow")) as cfg:
+        yield {"env": env, "cfg": cfg, "base": base}
+
+
+def recorded(cfg) -> set[str]:  # noqa: ANN001 - Config
+    """Stages with a record in pipeline.stage_runs (read fresh)."""
+    with open_lake(cfg) as handle:
+        return set(StageRuns(handle).latest())
+
+
+def has_snapshot(cfg, table: str):  # noqa: ANN001, ANN201
+    """A poll: ``table`` exists in the catalog with a snapshot (a dbt model of the build has committed)."""
+    def poll() -> bool:
+        with open_lake(cfg) as handle:
+            if not handle.catalog.table_exists(table):
+                return False
+            return handle.catalog.load_table(table).current_snapshot() is not None
+    return poll
+
+
+def after(seconds: float):  # noqa: ANN201
+    """A poll that holds ``seconds`` after its first call (a kill point inside a stage with no table yet)."""
+    first: list[float] = []
+
+    def poll() -> bool:
+        first.append(time.monotonic())
+        return time.monotonic() - first[0] >= seconds
+    return poll
+
+
+# (stage, kill point, the stage that follows it in the graph: it must not have started)
+KILLS = [
+    ("transform-lake", "staging", "backtest"),  # staging.stg_quotes committed, the features not yet
+    ("backtest", 8.0, "train"),
+    ("predict", 1.5, "evaluate"),
+]
+
+
+def test_kill_9_during_dbt_lake_backtest_and_predict(lake) -> None:
+    env, cfg, base = lake["env"], lake["cfg"], lake["base"]
+    for i, (stage, point, following) in enumerate(KILLS):
+        child = spawn(env, "run", out=base / f"kill-{i}.out")
+        poll = has_snapshot(cfg, "staging.stg_quotes") if point == "staging" else after(point)
+        child.wait_for(rf"─ {stage}: ", poll=poll)
+        child.kill9()
+        out = child.text()
+        assert f"─ {following}: " not in out, f"{stage} had already finished:\n{out[-3000:]}"
+        if i:  # the stage interrupted by the previous kill ran again (not skipped as fresh)
+            previous = KILLS[i - 1][0]
+            assert f"─ {previous}: " in out and f"{previous}: skipped" not in out, out[-3000:]
+        # no table half-written: each one's metadata, data files and row counts agree
+        tables = lake_tables(cfg)
+        assert "raw.quotes" in tables
+        # the interrupted stage is not marked done; the ones before it are
+        done = recorded(cfg)
+        assert stage not in done, f"{stage} recorded as done after a kill -9"
+        assert "ingest" in done
+
+    final = cli(env, "run", timeout=900)
+    assert final.returncode == 0, final.stdout[-4000:] + final.stderr[-2000:]
+    got = results(final.stdout)
+    assert got["predict"] == "ok" and got["evaluate"] == "ok" and got["transform-dwh"] == "ok", got
+    assert set(got.values()) <= {"ok", "skipped"}, got
+    assert {s for s, _, _ in KILLS} <= recorded(cfg)
+
+    tables = lake_tables(cfg)
+    for table in ("raw.quotes", "features.fct_daily_features", "ml.backtest_predictions", "ml.predictions"):
+        rows = tables[table].rows
+        assert rows > 0, table
+        assert int(duckdb_count(env, table)) == rows, f"DuckDB disagrees on {table}"
+        assert int(chdb_count(cfg, table)) == rows, f"ClickHouse disagrees on {table}"
+    keys = duckdb_count(env, "raw.quotes", "count(*) - count(DISTINCT (source, ticker, trade_date))")
+    assert keys == "0", "duplicate keys in raw.quotes"
+
+
+def test_objectstore_restart_mid_stage_fails_clearly_and_rerun_succeeds(lake) -> None:
+    env, cfg, base = lake["env"], lake["cfg"], lake["base"]
+    before = lake_tables(cfg)["ml.predictions"]
+    child = spawn(env, "run", "--force", "--only", "predict", out=base / "objectstore.out")
+    child.wait_for(r"─ predict: ")
+    stopped = cli(env, "down", "objectstore", timeout=120)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    code, out = child.finish(timeout=600)
+    assert code == 1, out[-4000:]
+    assert_no_traceback(out)
+    assert results(out).get("predict") == "failed", out[-3000:]
+    flat = " ".join(out.split())
+    assert f"the object store (S3) at {cfg.s3_endpoint} is not reachable" in flat, out[-4000:]
+
+    up(env, "objectstore")  # the restart
+    after_restart = lake_tables(cfg)["ml.predictions"]
+    assert after_restart.rows == before.rows  # the failed stage wrote nothing half-way
+    rerun = cli(env, "run", "--force", "--only", "predict", timeout=600)
+    assert rerun.returncode == 0, rerun.stdout[-4000:] + rerun.stderr[-2000:]
+    assert results(rerun.stdout)["predict"] == "ok"
+    assert lake_tables(cfg)["ml.predictions"].rows == before.rows
