@@ -185,6 +185,16 @@ def duckdb_count(env: dict[str, str], table: str, expr: str = "count(*)") -> str
     return proc.stdout.strip().splitlines()[-1]
 
 
+def duplicate_keys(env: dict[str, str], table: str) -> int:
+    """Rows beyond one per key of ``table`` (its contract's key), counted by DuckDB; 0 for a table without one."""
+    from lakehouse.contracts import CONTRACTS
+
+    declared = CONTRACTS.get(table)
+    if declared is None or not declared.key:
+        return 0
+    return int(duckdb_count(env, table, f"count(*) - count(DISTINCT ({', '.join(declared.key)}))"))
+
+
 CHDB_S3 = """
 import os, sys, chdb
 url, meta, select = sys.argv[1:4]

@@ -17,16 +17,17 @@ if TYPE_CHECKING:
     from lakehouse.config import Config
 
 
-def unreachable(cfg: Config, catalog_uri: str | None = None) -> list[str]:
+def unreachable(cfg: Config, catalog_uri: str | None = None, mlflow: bool = True) -> list[str]:
     """One line per service the lake needs that does not answer its health check: the object store when
-    the warehouse is on S3, the catalog at ``catalog_uri``, the MLflow server when tracking goes to one."""
+    the warehouse is on S3, the catalog at ``catalog_uri``, and (``mlflow``: for a stage that uses it) the
+    MLflow server when tracking goes to one."""
     down: list[str] = []
     if cfg.warehouse_uri.startswith("s3://") and not http_ok(f"{cfg.s3_endpoint.rstrip('/')}/healthz"):
         down.append(f"the object store (S3) at {cfg.s3_endpoint} is not reachable (warehouse {cfg.warehouse_uri}; "
                     "`lakehouse up objectstore` starts it)")
     if catalog_uri and not http_ok(f"{catalog_uri.rstrip('/')}/healthz"):
         down.append(f"the Iceberg catalog at {catalog_uri} is not reachable (`lakehouse up catalog` starts it)")
-    mlflow = cfg.mlflow.tracking_uri or (cfg.mlflow.url if cfg.mode == "services" else "")  # as ml.tracking
-    if mlflow and not http_ok(f"{mlflow.rstrip('/')}/health"):
-        down.append(f"the MLflow server at {mlflow.rstrip('/')} is not reachable (`lakehouse up mlflow` starts it)")
+    server = cfg.mlflow.tracking_uri or (cfg.mlflow.url if cfg.mode == "services" else "")  # as ml.tracking
+    if mlflow and server and not http_ok(f"{server.rstrip('/')}/health"):
+        down.append(f"the MLflow server at {server.rstrip('/')} is not reachable (`lakehouse up mlflow` starts it)")
     return down

@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import fcntl
 import importlib
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -31,6 +32,9 @@ from lakehouse.pipeline.state import StageRuns
 
 #: The stage every other stage waits for: nothing runs on a broken configuration or storage.
 GATE = "health"
+#: Fault injection for the reliability drills: ``<stage>:<seconds>`` makes that stage pause after its work
+#: and before its record is written (a kill -9 there leaves written outputs and no record).
+PAUSE_BEFORE_RECORD_ENV = "LAKEHOUSE_TEST_PAUSE_BEFORE_RECORD"
 
 
 @dataclass
@@ -78,13 +82,15 @@ class Session:
         self.probe = AssetProbe(cfg, lake)
         self.runs = StageRuns(lake)
 
-    def failure(self, name: str, exc: Exception) -> StageFailed:
+    def failure(self, stage: Stage, exc: Exception) -> StageFailed:
         """``exc`` as the stage's :class:`StageFailed`, naming the services the lake needs that no longer
         answer (a lost object store otherwise surfaces as a client library's connection error)."""
         from lakehouse.pipeline.reachability import unreachable
 
+        name = stage.name
+        uses_mlflow = stage.run.startswith("ml.") or any(a.startswith("mlflow:") for a in (*stage.reads, *stage.writes))
         own = isinstance(exc, StageFailed)
-        down = unreachable(self.cfg, getattr(self.lake, "uri", None))
+        down = unreachable(self.cfg, getattr(self.lake, "uri", None), mlflow=uses_mlflow)
         if not down:
             return exc if own else StageFailed(name, exc, getattr(exc, "log_path", None))
         return StageFailed(name, exc.cause if own else exc, exc.log_path if own else getattr(exc, "log_path", None),
@@ -108,17 +114,26 @@ class Session:
         try:
             detail = load_function(stage.run)(ctx) or ""
         except Exception as exc:  # noqa: BLE001 - every failure becomes the stage's StageFailed
-            err = self.failure(stage.name, exc)
+            err = self.failure(stage, exc)
             if err is exc:
                 raise
             raise err from exc
         finally:
             self.probe.forget(stage.writes)
         if record and not stage.always:
+            _pause_for_drills(stage.name, self.console)
             outputs = self.probe.versions(stage.writes)
             self.runs.record(stage.name, fp, outputs, detail=detail, run_id=self.run_id, started_at=started,
                              finished_at=dt.datetime.now(dt.UTC))
         return detail
+
+
+def _pause_for_drills(name: str, console: Console) -> None:
+    """The :data:`PAUSE_BEFORE_RECORD_ENV` hook (unset in normal runs: nothing happens)."""
+    stage, _, seconds = os.environ.get(PAUSE_BEFORE_RECORD_ENV, "").partition(":")
+    if stage == name:
+        console.print(f"{name}: pausing {seconds}s before recording ({PAUSE_BEFORE_RECORD_ENV})")
+        time.sleep(float(seconds))
 
 
 def select(stages: Sequence[Stage], only: Sequence[str] = (), start_from: str | None = None) -> list[str]:
@@ -166,7 +181,7 @@ def _run_stage(session: Session, stage: Stage, force: bool) -> Outcome:
         try:
             verdict, fp = session.judge(stage)
         except Exception as exc:  # noqa: BLE001 - reading the input versions failed: the stage fails
-            err = session.failure(stage.name, exc)
+            err = session.failure(stage, exc)
             console.print(f"[red]{stage.name} failed (reading its inputs' versions):[/] {escape(str(err))}")
             return Outcome(stage.name, "failed", time.perf_counter() - t0, str(err), err)
         if not verdict.must_run and not force:

@@ -11,17 +11,17 @@ supervisor, one stack for the module):
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from lakehouse.lake import open_lake
+from lakehouse.pipeline.runner import PAUSE_BEFORE_RECORD_ENV
 from lakehouse.pipeline.state import StageRuns
 from tests.drills_support import (
     assert_no_traceback,
     chdb_count,
     cli,
     duckdb_count,
+    duplicate_keys,
     lake_tables,
     results,
     services_env,
@@ -58,30 +58,24 @@ def has_snapshot(cfg, table: str):  # noqa: ANN001, ANN201
     return poll
 
 
-def after(seconds: float):  # noqa: ANN201
-    """A poll that holds ``seconds`` after its first call (a kill point inside a stage with no table yet)."""
-    first: list[float] = []
-
-    def poll() -> bool:
-        first.append(time.monotonic())
-        return time.monotonic() - first[0] >= seconds
-    return poll
-
-
-# (stage, kill point, the stage that follows it in the graph: it must not have started)
+# (stage, what to wait for in the run's output, the stage that follows it in the graph: it must not have
+# started when the kill lands, and extra environment for the run)
 KILLS = [
-    ("transform-lake", "staging", "backtest"),  # staging.stg_quotes committed, the features not yet
-    ("backtest", 8.0, "train"),
-    ("predict", 1.5, "evaluate"),
+    # the dbt_lake build with staging.stg_quotes committed and the features not yet
+    ("transform-lake", r"─ transform-lake: ", "backtest", {}),
+    # the backtest computing its forecasts (features read, models fitting)
+    ("backtest", r"backtest of .* on features", "train", {}),
+    # predict with ml.predictions written and its record not yet (the drills' pause hook)
+    ("predict", r"predict: pausing", "evaluate", {PAUSE_BEFORE_RECORD_ENV: "predict:60"}),
 ]
 
 
 def test_kill_9_during_dbt_lake_backtest_and_predict(lake) -> None:
     env, cfg, base = lake["env"], lake["cfg"], lake["base"]
-    for i, (stage, point, following) in enumerate(KILLS):
-        child = spawn(env, "run", out=base / f"kill-{i}.out")
-        poll = has_snapshot(cfg, "staging.stg_quotes") if point == "staging" else after(point)
-        child.wait_for(rf"─ {stage}: ", poll=poll)
+    for i, (stage, point, following, extra) in enumerate(KILLS):
+        child = spawn(env, "run", out=base / f"kill-{i}.out", extra=extra)
+        poll = has_snapshot(cfg, "staging.stg_quotes") if stage == "transform-lake" else None
+        child.wait_for(point, poll=poll)
         child.kill9()
         out = child.text()
         assert f"─ {following}: " not in out, f"{stage} had already finished:\n{out[-3000:]}"
@@ -101,7 +95,7 @@ def test_kill_9_during_dbt_lake_backtest_and_predict(lake) -> None:
     got = results(final.stdout)
     assert got["predict"] == "ok" and got["evaluate"] == "ok" and got["transform-dwh"] == "ok", got
     assert set(got.values()) <= {"ok", "skipped"}, got
-    assert {s for s, _, _ in KILLS} <= recorded(cfg)
+    assert {k[0] for k in KILLS} <= recorded(cfg)
 
     tables = lake_tables(cfg)
     for table in ("raw.quotes", "features.fct_daily_features", "ml.backtest_predictions", "ml.predictions"):
@@ -109,8 +103,8 @@ def test_kill_9_during_dbt_lake_backtest_and_predict(lake) -> None:
         assert rows > 0, table
         assert int(duckdb_count(env, table)) == rows, f"DuckDB disagrees on {table}"
         assert int(chdb_count(cfg, table)) == rows, f"ClickHouse disagrees on {table}"
-    keys = duckdb_count(env, "raw.quotes", "count(*) - count(DISTINCT (source, ticker, trade_date))")
-    assert keys == "0", "duplicate keys in raw.quotes"
+    for table in tables:
+        assert duplicate_keys(env, table) == 0, f"duplicate keys in {table}"
 
 
 def test_objectstore_restart_mid_stage_fails_clearly_and_rerun_succeeds(lake) -> None:
