@@ -84,13 +84,15 @@ class Session:
 
     def failure(self, stage: Stage, exc: Exception) -> StageFailed:
         """``exc`` as the stage's :class:`StageFailed`, naming the services the lake needs that no longer
-        answer (a lost object store otherwise surfaces as a client library's connection error)."""
-        from lakehouse.pipeline.reachability import unreachable
+        answer (a lost object store otherwise surfaces as a client library's connection error) or the full
+        or read-only disk behind it."""
+        from lakehouse.pipeline.diagnosis import disk_problem, unreachable
 
         name = stage.name
         uses_mlflow = stage.run.startswith("ml.") or any(a.startswith("mlflow:") for a in (*stage.reads, *stage.writes))
         own = isinstance(exc, StageFailed)
-        down = unreachable(self.cfg, getattr(self.lake, "uri", None), mlflow=uses_mlflow)
+        down = [d for d in (disk_problem(self.cfg, exc),) if d]
+        down += unreachable(self.cfg, getattr(self.lake, "uri", None), mlflow=uses_mlflow)
         if not down:
             return exc if own else StageFailed(name, exc, getattr(exc, "log_path", None))
         return StageFailed(name, exc.cause if own else exc, exc.log_path if own else getattr(exc, "log_path", None),
