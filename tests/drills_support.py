@@ -178,59 +178,94 @@ def lake_tables(cfg: Config) -> dict[str, TableCheck]:
     return out
 
 
-def duckdb_count(env: dict[str, str], table: str, expr: str = "count(*)") -> str:
-    """``SELECT expr FROM lake.<table>`` through ``lakehouse sql`` (DuckDB attached to the catalog)."""
-    proc = cli(env, "sql", f"SELECT {expr} FROM lake.{table}", "--format", "csv", timeout=300)
-    assert proc.returncode == 0, f"duckdb on {table}: {proc.stdout[-2000:]}{proc.stderr[-2000:]}"
-    return proc.stdout.strip().splitlines()[-1]
+def duckdb_values(env: dict[str, str], queries: dict[str, tuple[str, str]]) -> dict[str, int]:
+    """``label -> SELECT expr FROM lake.<table>`` for ``queries`` (label -> (table, expr)), all in one
+    ``lakehouse sql`` process (DuckDB attached to the catalog, as a user would query the lake)."""
+    parts = [f"SELECT '{label}' AS label, (SELECT {expr} FROM lake.{table})::BIGINT AS value"
+             for label, (table, expr) in queries.items()]
+    proc = cli(env, "sql", " UNION ALL ".join(parts), "--format", "csv", timeout=300)
+    assert proc.returncode == 0, f"duckdb: {proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+    rows = [line.split(",") for line in proc.stdout.strip().splitlines()[1:]]
+    return {label: int(value) for label, value in rows}
 
 
-def duplicate_keys(env: dict[str, str], table: str) -> int:
-    """Rows beyond one per key of ``table`` (its contract's key), counted by DuckDB; 0 for a table without one."""
+def duckdb_count(env: dict[str, str], table: str, expr: str = "count(*)") -> int:
+    """``SELECT expr FROM lake.<table>`` through DuckDB."""
+    return duckdb_values(env, {"v": (table, expr)})["v"]
+
+
+def key_expr(table: str) -> str | None:
+    """DuckDB expression counting rows beyond one per key of ``table`` (its contract's key), or None."""
     from lakehouse.contracts import CONTRACTS
 
     declared = CONTRACTS.get(table)
     if declared is None or not declared.key:
-        return 0
-    return int(duckdb_count(env, table, f"count(*) - count(DISTINCT ({', '.join(declared.key)}))"))
+        return None
+    return f"count(*) - count(DISTINCT ({', '.join(declared.key)}))"
 
 
-CHDB_S3 = """
-import os, sys, chdb
-url, meta, select = sys.argv[1:4]
-key, secret = os.environ["DRILL_S3_KEY"], os.environ["DRILL_S3_SECRET"]
-q = (f"SELECT {select} FROM icebergS3('{url}', '{key}', '{secret}', "
-     f"SETTINGS iceberg_metadata_file_path = '{meta}')")
-print(chdb.query(q, "CSV"), end="")
+def duplicate_keys(env: dict[str, str], table: str) -> int:
+    """Rows beyond one per key of ``table`` (its contract's key), counted by DuckDB; 0 for a table without one."""
+    expr = key_expr(table)
+    return duckdb_count(env, table, expr) if expr else 0
+
+
+def check_engines(env: dict[str, str], cfg: Config, tables: dict[str, TableCheck]) -> None:
+    """DuckDB and ClickHouse (chdb) count the rows pyiceberg counted in each of ``tables`` (those with rows),
+    and DuckDB finds no duplicate key in any table that declares one."""
+    tables = {name: check for name, check in tables.items() if check.rows}
+    queries = {f"rows:{name}": (name, "count(*)") for name in tables}
+    queries.update({f"dups:{name}": (name, expr) for name in tables if (expr := key_expr(name))})
+    duck = duckdb_values(env, queries)
+    click = chdb_counts(cfg, list(tables))
+    for name, check in tables.items():
+        got = duck[f"rows:{name}"]
+        assert got == check.rows, f"DuckDB counts {got} rows in {name}, pyiceberg {check.rows}"
+        assert click[name] == check.rows, f"ClickHouse counts {click[name]} rows in {name}, pyiceberg {check.rows}"
+        assert duck.get(f"dups:{name}", 0) == 0, f"duplicate keys in {name}"
+
+
+CHDB = """
+import json, os, sys, chdb
+out = {}
+for name, storage, where, meta, select in json.loads(sys.argv[1]):
+    if storage == "s3":
+        key, secret = os.environ["DRILL_S3_KEY"], os.environ["DRILL_S3_SECRET"]
+        src = f"icebergS3('{where}', '{key}', '{secret}', SETTINGS iceberg_metadata_file_path = '{meta}')"
+    else:
+        src = f"icebergLocal('{where}', SETTINGS iceberg_metadata_file_path = '{meta}')"
+    out[name] = str(chdb.query(f"SELECT {select} FROM {src}", "CSV")).strip()
+print(json.dumps(out))
 """
 
-CHDB_LOCAL = """
-import sys, chdb
-path, meta, select = sys.argv[1:4]
-q = f"SELECT {select} FROM icebergLocal('{path}', SETTINGS iceberg_metadata_file_path = '{meta}')"
-print(chdb.query(q, "CSV"), end="")
-"""
 
+def chdb_counts(cfg: Config, tables: list[str], select: str = "count()") -> dict[str, int]:
+    """``SELECT select`` over each table with ClickHouse (chdb, one child process), pinned to the metadata
+    file the catalog names as current (ClickHouse's own readers would guess it from a listing)."""
+    import json
 
-def chdb_count(cfg: Config, table: str, select: str = "count()") -> str:
-    """``SELECT select`` over the table with ClickHouse (chdb, in a child process), pinned to the metadata file
-    the catalog names as current (ClickHouse's own readers would guess it from a listing)."""
     from lakehouse.lake import open_lake
     from lakehouse.stages.transform_dwh import reader_spec
 
+    specs = []
     with open_lake(cfg) as lake:
-        tbl = lake.catalog.load_table(table)
-        storage, reader = reader_spec(cfg, tbl.location(), tbl.metadata_location)
-    env = {**os.environ}
-    if storage == "s3":
-        code, args, cwd = CHDB_S3, [reader["url"], reader["metadata"], select], ROOT
-        env.update(DRILL_S3_KEY=cfg.objectstore.access_key, DRILL_S3_SECRET=cfg.objectstore.secret_key)
-    else:
-        code, args, cwd = CHDB_LOCAL, [reader["path"], reader["metadata"], select], Path(reader["path"]).parent
-    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300,
-                          cwd=cwd, env=env)
-    assert proc.returncode == 0, f"chdb on {table}: {proc.stderr[-2000:]}"
-    return proc.stdout.strip()
+        for name in tables:
+            tbl = lake.catalog.load_table(name)
+            storage, reader = reader_spec(cfg, tbl.location(), tbl.metadata_location)
+            where = reader["url"] if storage == "s3" else reader["path"]
+            specs.append((name, storage, where, reader["metadata"], select))
+    env = {**os.environ, "DRILL_S3_KEY": cfg.objectstore.access_key, "DRILL_S3_SECRET": cfg.objectstore.secret_key}
+    # icebergLocal paths must lie under chdb's files root, the working directory: the warehouse
+    cwd = ROOT if cfg.warehouse_uri.startswith("s3://") else Path(cfg.warehouse_uri.removeprefix("file://"))
+    proc = subprocess.run([sys.executable, "-c", CHDB, json.dumps(specs)], capture_output=True, text=True,
+                          timeout=300, cwd=cwd, env=env)
+    assert proc.returncode == 0, f"chdb: {proc.stderr[-2000:]}"
+    return {k: int(v) for k, v in json.loads(proc.stdout.strip().splitlines()[-1]).items()}
+
+
+def chdb_count(cfg: Config, table: str, select: str = "count()") -> int:
+    """``SELECT select`` over one table with ClickHouse (chdb)."""
+    return chdb_counts(cfg, [table], select)[table]
 
 
 def assert_no_traceback(text: str) -> None:
