@@ -42,6 +42,10 @@ def stack(env: dict[str, str], services: tuple[str, ...] = ("objectstore", "cata
         up(env, *services)
         yield load_config(env=env)
     finally:
+        for child in _CHILDREN:  # a drill that failed half-way may leave its command running
+            if child.proc.poll() is None:
+                child.kill9()
+        _CHILDREN.clear()
         subprocess.run([str(BIN / "lakehouse"), "down"], env={**os.environ, **env}, capture_output=True,
                        timeout=120, cwd=ROOT)
 
@@ -125,7 +129,12 @@ def spawn(env: dict[str, str], *args: str, out: Path, extra: dict[str, str] | No
         proc = subprocess.Popen([str(BIN / "lakehouse"), *args], env={**os.environ, **env, **(extra or {})},
                                 stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT,
                                 start_new_session=True)
-    return Child(proc, out)
+    child = Child(proc, out)
+    _CHILDREN.append(child)
+    return child
+
+
+_CHILDREN: list[Child] = []  # every command spawn() started (stack() kills those still running)
 
 
 def cli(env: dict[str, str], *args: str, timeout: float = STEP_TIMEOUT) -> subprocess.CompletedProcess:
