@@ -101,26 +101,28 @@ def test_kill_9_during_dbt_lake_backtest_and_predict(lake) -> None:
     check_engines(env, cfg, tables)  # DuckDB and ClickHouse agree with pyiceberg; no duplicate keys
 
 
-def test_objectstore_restart_mid_stage_fails_clearly_and_rerun_succeeds(lake) -> None:
+@pytest.mark.parametrize(("stage", "table"), [("predict", "ml.predictions"),
+                                           ("transform-lake", "features.fct_daily_features")])
+def test_objectstore_restart_mid_stage_fails_clearly_and_rerun_succeeds(lake, stage: str, table: str) -> None:
     env, cfg, base = lake["env"], lake["cfg"], lake["base"]
-    before = lake_tables(cfg)["ml.predictions"]
+    before = lake_tables(cfg)[table]
     # one retry per MLflow request (default 3): the drill checks the message, not how long retries last
-    child = spawn(env, "run", "--force", "--only", "predict", out=base / "objectstore.out",
+    child = spawn(env, "run", "--force", "--only", stage, out=base / f"objectstore-{stage}.out",
                   extra={"LAKEHOUSE_MLFLOW__REQUEST_RETRIES": "1"})
-    child.wait_for(r"─ predict: ")
+    child.wait_for(rf"─ {stage}: ")
     stopped = cli(env, "down", "objectstore", timeout=120)
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     code, out = child.finish(timeout=600)
     assert code == 1, out[-4000:]
     assert_no_traceback(out)
-    assert results(out).get("predict") == "failed", out[-3000:]
+    assert results(out).get(stage) == "failed", out[-3000:]
     flat = " ".join(out.split())
     assert f"the object store (S3) at {cfg.s3_endpoint} is not reachable" in flat, out[-4000:]
 
     up(env, "objectstore")  # the restart
-    after_restart = lake_tables(cfg)["ml.predictions"]
+    after_restart = lake_tables(cfg)[table]
     assert after_restart.rows == before.rows  # the failed stage wrote nothing half-way
-    rerun = cli(env, "run", "--force", "--only", "predict", timeout=600)
+    rerun = cli(env, "run", "--force", "--only", stage, timeout=600)
     assert rerun.returncode == 0, rerun.stdout[-4000:] + rerun.stderr[-2000:]
-    assert results(rerun.stdout)["predict"] == "ok"
-    assert lake_tables(cfg)["ml.predictions"].rows == before.rows
+    assert results(rerun.stdout)[stage] == "ok"
+    assert lake_tables(cfg)[table].rows == before.rows
