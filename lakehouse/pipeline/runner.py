@@ -14,6 +14,7 @@ import datetime as dt
 import fcntl
 import importlib
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -93,6 +94,8 @@ class Session:
         own = isinstance(exc, StageFailed)
         down = [d for d in (disk_problem(self.cfg, exc),) if d]
         down += unreachable(self.cfg, getattr(self.lake, "uri", None), mlflow=uses_mlflow)
+        said = str(exc)  # a cause that already names the service (ml.tracking does) needs no repetition
+        down = [d for d in down if not ((m := re.search(r" at (\S+) is not reachable", d)) and m.group(1) in said)]
         if not down:
             return exc if own else StageFailed(name, exc, getattr(exc, "log_path", None))
         return StageFailed(name, exc.cause if own else exc, exc.log_path if own else getattr(exc, "log_path", None),
