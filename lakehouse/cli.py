@@ -10,7 +10,21 @@ from rich.markup import escape
 
 from lakehouse.config import Config, ConfigError, get_config
 
-app = typer.Typer(
+
+class LakehouseApp(typer.Typer):
+    """The root app; a lake that cannot be opened ends any command with its message, not a traceback."""
+
+    def __call__(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN204 - typer's signature
+        from lakehouse.lake import LakeUnavailable
+
+        try:
+            return super().__call__(*args, **kwargs)
+        except LakeUnavailable as exc:
+            err_console.print(f"[red]error:[/] {escape(str(exc))}")
+            raise SystemExit(1) from exc
+
+
+app = LakehouseApp(
     help="An open lakehouse for stock quotes: Iceberg + REST catalog, dlt, dbt, ML, ClickHouse marts.",
     no_args_is_help=True,
     add_completion=False,

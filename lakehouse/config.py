@@ -138,6 +138,9 @@ class MlflowConfig(_Service):
     dm_pvalue_max: float = Field(0.10, gt=0, lt=1)
     min_history_days: int = Field(250, ge=20)
     plot_tickers: int = Field(10, ge=0)
+    #: retries of one MLflow client request to the server (MLflow's own default of 7 with backoff waits
+    #: about 5 minutes before a stage learns that the server, or the object store behind it, is gone)
+    request_retries: int = Field(3, ge=0, le=10)
 
     _models = field_validator("models", mode="before")(lambda v: _split_models(v))
     _retrain = field_validator("retrain", mode="before")(lambda v: _retrain_policy(v))

@@ -48,6 +48,30 @@ def client_properties(cfg: Config, uri: str) -> dict[str, str]:
 
 #: how long an external catalog may take to answer /healthz (it may be restarting)
 EXTERNAL_WAIT_SECONDS = 30.0
+
+
+class LakeUnavailable(RuntimeError):
+    """The lake cannot be opened (e.g. the in-process catalog's database is on a read-only disk); the
+    message names the path and the cause, and the CLI prints it without a traceback."""
+
+
+def _why_no_catalog(cfg: Config, exc: Exception) -> str:
+    """Why the in-process catalog did not start, naming its database and, when that is the reason, the
+    state dir that cannot be written (SQLite only says "unable to open database file")."""
+    import os
+    from pathlib import Path
+
+    url = cfg.catalog_db_url
+    if url.startswith("sqlite:///"):
+        folder = Path(url.removeprefix("sqlite:///")).parent
+        if folder.exists() and not os.access(folder, os.W_OK):
+            read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+            cause = "[Errno 30] Read-only file system" if read_only else "[Errno 13] Permission denied"
+            return (f"the catalog database in {folder} cannot be opened: {cause} (state dir {cfg.home}); "
+                    "the lake needs a writable state dir (LAKEHOUSE_HOME)")
+    return f"the in-process catalog on {url} did not start: {type(exc).__name__}: {exc}"
+
+
 _OPEN: dict[tuple, list] = {}  # lake key -> [handle, number of open blocks]
 _OPEN_LOCK = threading.Lock()
 
@@ -81,13 +105,16 @@ def open_lake(cfg: Config | None = None) -> Iterator[LakeHandle]:
     if cfg.catalog.external:
         uri = cfg.catalog_uri
         if not wait_http(f"{uri}/healthz", EXTERNAL_WAIT_SECONDS):
-            raise RuntimeError(f"the catalog at {uri} ([catalog] external = true) does not answer {uri}/healthz")
+            raise LakeUnavailable(f"the catalog at {uri} ([catalog] external = true) does not answer {uri}/healthz")
     elif is_running(cfg, "catalog"):
         uri = cfg.catalog_uri
     else:
         from catalog.server import BackgroundServer, app_from_config
 
-        server = BackgroundServer(app_from_config(cfg, log_requests=False)).start()
+        try:
+            server = BackgroundServer(app_from_config(cfg, log_requests=False)).start()
+        except Exception as exc:
+            raise LakeUnavailable(_why_no_catalog(cfg, exc)) from exc
         uri = server.url
     try:
         props = client_properties(cfg, uri)

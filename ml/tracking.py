@@ -51,6 +51,9 @@ def configure(cfg: Config) -> TrackingTarget:
     if target.kind == "server":
         from lakehouse.net import http_ok
 
+        # read by MLflow's REST and artifact clients on every request: the configured value, always
+        os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(cfg.mlflow.request_retries)
+
         if not http_ok(f"{target.tracking_uri}/health"):
             raise MLError(
                 f"the MLflow server at {target.tracking_uri} is not reachable; start it with "

@@ -59,6 +59,8 @@ def register(app: typer.Typer) -> None:
                 raise fail(str(cause), 2) from exc
             if isinstance(cause, PipelineStepFailed):
                 inner = cause.exception
+                if exc.context:
+                    err_console.print(f"[red]{escape(exc.context)}[/]")
                 err_console.print(f"[red]ingest failed at the {cause.step} step:[/] {type(inner).__name__}: {inner}")
                 if cause.step == "load":
                     err_console.print(f"raw.quotes is unchanged; load package {cause.load_id} is kept and the next "

@@ -94,6 +94,9 @@ def mlflow_alias_version(cfg: Config, name: str) -> str | None:
             if exc.code in (400, 404):  # RESOURCE_DOES_NOT_EXIST / INVALID_PARAMETER_VALUE: no such alias
                 return None
             raise
+        except (urllib.error.URLError, OSError) as exc:
+            raise RuntimeError(f"the MLflow server at {target.tracking_uri} is not reachable ({exc}); start it "
+                               "with `lakehouse up mlflow` (services mode) or check [mlflow] tracking_uri") from exc
     db = Path(target.tracking_uri.removeprefix("sqlite:///"))
     if not db.exists():
         return None

@@ -13,6 +13,8 @@ import contextlib
 import datetime as dt
 import fcntl
 import importlib
+import os
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -31,6 +33,9 @@ from lakehouse.pipeline.state import StageRuns
 
 #: The stage every other stage waits for: nothing runs on a broken configuration or storage.
 GATE = "health"
+#: Fault injection for the reliability drills: ``<stage>:<seconds>`` makes that stage pause after its work
+#: and before its record is written (a kill -9 there leaves written outputs and no record).
+PAUSE_BEFORE_RECORD_ENV = "LAKEHOUSE_TEST_PAUSE_BEFORE_RECORD"
 
 
 @dataclass
@@ -78,6 +83,24 @@ class Session:
         self.probe = AssetProbe(cfg, lake)
         self.runs = StageRuns(lake)
 
+    def failure(self, stage: Stage, exc: Exception) -> StageFailed:
+        """``exc`` as the stage's :class:`StageFailed`, naming the services the lake needs that no longer
+        answer (a lost object store otherwise surfaces as a client library's connection error) or the full
+        or read-only disk behind it."""
+        from lakehouse.pipeline.diagnosis import disk_problem, unreachable
+
+        name = stage.name
+        uses_mlflow = stage.run.startswith("ml.") or any(a.startswith("mlflow:") for a in (*stage.reads, *stage.writes))
+        own = isinstance(exc, StageFailed)
+        down = [d for d in (disk_problem(self.cfg, exc),) if d]
+        down += unreachable(self.cfg, getattr(self.lake, "uri", None), mlflow=uses_mlflow)
+        said = str(exc)  # a cause that already names the service (ml.tracking does) needs no repetition
+        down = [d for d in down if not ((m := re.search(r" at (\S+) is not reachable", d)) and m.group(1) in said)]
+        if not down:
+            return exc if own else StageFailed(name, exc, getattr(exc, "log_path", None))
+        return StageFailed(name, exc.cause if own else exc, exc.log_path if own else getattr(exc, "log_path", None),
+                           context="; ".join(down))
+
     def judge(self, stage: Stage) -> tuple[Verdict, Fingerprint]:
         """The stage's verdict and its current fingerprint."""
         versions = self.probe.versions(stage.reads)
@@ -95,17 +118,27 @@ class Session:
         started = dt.datetime.now(dt.UTC)
         try:
             detail = load_function(stage.run)(ctx) or ""
-        except StageFailed:
-            raise
         except Exception as exc:  # noqa: BLE001 - every failure becomes the stage's StageFailed
-            raise StageFailed(stage.name, exc, getattr(exc, "log_path", None)) from exc
+            err = self.failure(stage, exc)
+            if err is exc:
+                raise
+            raise err from exc
         finally:
             self.probe.forget(stage.writes)
         if record and not stage.always:
+            _pause_for_drills(stage.name, self.console)
             outputs = self.probe.versions(stage.writes)
             self.runs.record(stage.name, fp, outputs, detail=detail, run_id=self.run_id, started_at=started,
                              finished_at=dt.datetime.now(dt.UTC))
         return detail
+
+
+def _pause_for_drills(name: str, console: Console) -> None:
+    """The :data:`PAUSE_BEFORE_RECORD_ENV` hook (unset in normal runs: nothing happens)."""
+    stage, _, seconds = os.environ.get(PAUSE_BEFORE_RECORD_ENV, "").partition(":")
+    if stage == name:
+        console.print(f"{name}: pausing {seconds}s before recording ({PAUSE_BEFORE_RECORD_ENV})")
+        time.sleep(float(seconds))
 
 
 def select(stages: Sequence[Stage], only: Sequence[str] = (), start_from: str | None = None) -> list[str]:
@@ -150,7 +183,12 @@ def _run_stage(session: Session, stage: Stage, force: bool) -> Outcome:
     console = session.console
     t0 = time.perf_counter()
     with stage_lock(session.cfg, stage.name, console):
-        verdict, fp = session.judge(stage)
+        try:
+            verdict, fp = session.judge(stage)
+        except Exception as exc:  # noqa: BLE001 - reading the input versions failed: the stage fails
+            err = session.failure(stage, exc)
+            console.print(f"[red]{stage.name} failed (reading its inputs' versions):[/] {escape(str(err))}")
+            return Outcome(stage.name, "failed", time.perf_counter() - t0, str(err), err)
         if not verdict.must_run and not force:
             console.print(f"[dim]{stage.name}: skipped, fresh: {escape(verdict.why())}[/]")
             return Outcome(stage.name, "skipped", time.perf_counter() - t0, f"fresh: {verdict.why()}")

@@ -20,15 +20,18 @@ from lakehouse.config import Config
 class StageFailed(RuntimeError):
     """A stage could not finish: which stage, the cause (message or exception), and its log file."""
 
-    def __init__(self, stage: str, cause: str | BaseException, log_path: Path | str | None = None) -> None:
+    def __init__(self, stage: str, cause: str | BaseException, log_path: Path | str | None = None,
+                 context: str = "") -> None:
         self.stage = stage
         self.cause = cause
         self.log_path = Path(log_path) if log_path else None
+        self.context = context  # what most likely caused it, e.g. the object store no longer answers
         text = cause if isinstance(cause, str) else f"{type(cause).__name__}: {cause}"
         if isinstance(cause, BaseException) and type(cause).__module__.startswith(("lakehouse", "ml", "catalog")):
             text = str(cause)  # our own errors carry a complete message
         where = f" (log {self.log_path})" if self.log_path else ""
-        super().__init__(f"{stage}: {text}{where}")
+        lead = f"{context}. The stage stopped with: " if context else ""
+        super().__init__(f"{stage}: {lead}{text}{where}")
 
 
 @dataclass

@@ -95,8 +95,13 @@ def s3_client(cfg: Config):
     )
 
 
+#: Seconds a (re)started object store may take until the objects it already holds can be read.
+READABLE_TIMEOUT = 60.0
+
+
 def ensure_bucket(cfg: Config) -> None:
-    """Create the platform bucket when it does not exist (checks that the credentials work)."""
+    """Create the platform bucket when it does not exist (checks that the credentials work), then wait until
+    the objects already in it can be read (:func:`wait_readable`)."""
     from botocore.exceptions import ClientError
 
     client = s3_client(cfg)
@@ -104,6 +109,35 @@ def ensure_bucket(cfg: Config) -> None:
         client.head_bucket(Bucket=cfg.objectstore.bucket)
     except ClientError:
         client.create_bucket(Bucket=cfg.objectstore.bucket)
+    wait_readable(cfg, client)
+
+
+def wait_readable(cfg: Config, client, timeout: float = READABLE_TIMEOUT) -> None:  # noqa: ANN001 - boto3 client
+    """Wait until an object the store already holds can be read back.
+
+    ``weed mini`` answers its health check, lists buckets and accepts writes before its volume server has
+    registered the volumes on disk with the master; until then every read of an existing object fails
+    (S3 500, "LookupFileId ... failed"), so a stage started right after ``lakehouse up`` would fail. An
+    empty bucket has nothing to wait for."""
+    import time
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket = cfg.objectstore.bucket
+    listing = client.list_objects_v2(Bucket=bucket, MaxKeys=50).get("Contents", [])
+    probe = next((o["Key"] for o in listing if o.get("Size")), None)
+    if probe is None:
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.get_object(Bucket=bucket, Key=probe, Range="bytes=0-0")["Body"].read()
+            return
+        except (ClientError, BotoCoreError) as exc:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the object store at {cfg.s3_endpoint} still cannot read s3://{bucket}/{probe} "
+                                   f"after {timeout:.0f}s: {exc}") from exc
+            time.sleep(0.25)
 
 
 OBJECTSTORE = register(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import logging
 import os
 import time
 import uuid
@@ -125,6 +126,20 @@ def _progress_bar(console: Console) -> RichProgressBar:
     )
 
 
+class _TraceDumpFailure(logging.Filter):
+    """dlt saves a trace of each step into its working dir and, when that fails (a full or read-only disk),
+    logs the traceback as a warning, in the middle of the ingest's own clear error: keep one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("Failed to create trace dump") and record.exc_info:
+            record.msg, record.args = f"dlt could not save its step trace: {record.exc_info[1]}", ()
+            record.exc_info = None
+        return True
+
+
+_DLT_LOG_FILTER = _TraceDumpFailure()
+
+
 @contextmanager
 def _exclusive(cfg: Config, source: str) -> Iterator[None]:
     """One ingest per source at a time: dlt's pipeline working dir is not safe for concurrent runs."""
@@ -159,6 +174,7 @@ def run_ingest(
         os.environ.setdefault(k, v)
     import dlt
 
+    logging.getLogger("dlt").addFilter(_DLT_LOG_FILTER)  # idempotent: a filter is added once
     from lakehouse.lake import open_lake
     from lakehouse.sources import default_tickers, make_fetcher
     from lakehouse.sources.resource import quote_source
