@@ -105,6 +105,21 @@ class Child:
             assert time.monotonic() < deadline, f"no {pattern!r} within {timeout}s:\n{self.text()[-4000:]}"
             time.sleep(0.1)
 
+    def frozen(self) -> contextlib.AbstractContextManager[None]:
+        """SIGSTOP the whole process group for the block, SIGCONT after it: a fault injected meanwhile lands
+        while the command is where ``wait_for`` saw it, however loaded the machine is."""
+
+        @contextlib.contextmanager
+        def _frozen() -> Iterator[None]:
+            os.killpg(self.proc.pid, signal.SIGSTOP)
+            try:
+                yield
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGCONT)
+
+        return _frozen()
+
     def kill9(self) -> None:
         """SIGKILL the whole process group (the command, its dbt and ClickHouse children)."""
         with contextlib.suppress(ProcessLookupError):

@@ -136,9 +136,15 @@ class Session:
 def _pause_for_drills(name: str, console: Console) -> None:
     """The :data:`PAUSE_BEFORE_RECORD_ENV` hook (unset in normal runs: nothing happens)."""
     stage, _, seconds = os.environ.get(PAUSE_BEFORE_RECORD_ENV, "").partition(":")
-    if stage == name:
-        console.print(f"{name}: pausing {seconds}s before recording ({PAUSE_BEFORE_RECORD_ENV})")
-        time.sleep(float(seconds))
+    if stage != name:
+        return
+    try:
+        wait = float(seconds)
+    except ValueError:  # a test hook: a bad value must not fail the stage whose work is done
+        console.print(f"[yellow]{PAUSE_BEFORE_RECORD_ENV}={stage}:{seconds}: not a number of seconds, ignored[/]")
+        return
+    console.print(f"{name}: pausing {wait}s before recording ({PAUSE_BEFORE_RECORD_ENV})")
+    time.sleep(wait)
 
 
 def select(stages: Sequence[Stage], only: Sequence[str] = (), start_from: str | None = None) -> list[str]:

@@ -13,7 +13,7 @@ report also writes no lake asset another stage reads, so as a stage it would add
 Airflow task and a node to the diagram that carry no information. It reads the lake the run just
 left, inside the run's open lake (no second catalog start), and its failure is a warning: a report
 must never turn a successful run into a failed one. Airflow's tasks call ``lakehouse run --only
-<stage>``, so each task refreshes the report too (``--no-report`` turns it off).
+<stage>``; all but the graph's last pass ``--no-report``, so a chain refreshes the report once.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""What the run report shows, read from the lake in one pass: every table pinned to the snapshot
-that was current when the report started, so its numbers and its lineage section agree.
+"""What the run report shows, read from the lake in one pass: every table pinned to its snapshot
+that was current when it was loaded (one after another), so its numbers and its lineage section agree.
 
 Reads go through pyiceberg (``scan(snapshot_id=...)`` to Arrow, then pandas for the small per-ticker
 frames): the report reads a few columns of six tables and needs no SQL engine, and pyiceberg holds no

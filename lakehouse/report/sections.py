@@ -317,6 +317,13 @@ def build(cfg: Config, lake: dict, now: datetime | None = None) -> ReportData:
     )
 
 
+def _without_credentials(url: str) -> str:
+    """``url`` without a ``user:password@`` part: the report is a shareable file, a link must carry no secret."""
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    return f"{scheme}{sep}{authority.rpartition('@')[2]}{slash}{path}" if sep else url
+
+
 def _lineage(cfg: Config, reads: list[TableRead], latest: pd.DataFrame, trained_at: datetime | None) -> Lineage:
     lin = Lineage(reads=reads, model_registry_name=cfg.mlflow.model_name, selection_trained_at=trained_at)
     if not latest.empty:
@@ -325,7 +332,7 @@ def _lineage(cfg: Config, reads: list[TableRead], latest: pd.DataFrame, trained_
                                                          str(newest["run_id"]))
     # links only to servers that run: the configured tracking server, or the services mode's MLflow and catalog
     if cfg.mlflow.tracking_uri:
-        lin.mlflow_ui = cfg.mlflow.tracking_uri.rstrip("/")
+        lin.mlflow_ui = _without_credentials(cfg.mlflow.tracking_uri.rstrip("/"))
         lin.tracking = f"MLflow server {lin.mlflow_ui}"
     elif cfg.mode == "services":
         lin.mlflow_ui = cfg.mlflow.url

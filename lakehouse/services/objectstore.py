@@ -134,6 +134,8 @@ def wait_readable(cfg: Config, client, timeout: float = READABLE_TIMEOUT) -> Non
             client.get_object(Bucket=bucket, Key=probe, Range="bytes=0-0")["Body"].read()
             return
         except (ClientError, BotoCoreError) as exc:
+            if isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") == "NoSuchKey":
+                return  # deleted since the listing: the store answered a read of its index, it is serving
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the object store at {cfg.s3_endpoint} still cannot read s3://{bucket}/{probe} "
                                    f"after {timeout:.0f}s: {exc}") from exc

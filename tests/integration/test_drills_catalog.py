@@ -76,7 +76,7 @@ def test_kill_9_catalog_during_ingest(lake, commit: int, end: str) -> None:
     env = {**env, "LAKEHOUSE_SOURCES__SAMPLE__END": end}
     marker = base / f"committing-{commit}"
     child = spawn(env, "ingest", out=base / f"ingest-killed-{commit}.out",
-                  extra={PAUSE_ENV: "2", f"{PAUSE_ENV}_MARKER": str(marker)})
+                  extra={PAUSE_ENV: "6", f"{PAUSE_ENV}_MARKER": str(marker)})
     for _ in range(commit):  # the hook touches the marker before each commit of the load
         marker.unlink(missing_ok=True)
         child.wait_for("", poll=marker.exists)

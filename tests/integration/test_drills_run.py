@@ -110,7 +110,8 @@ def test_objectstore_restart_mid_stage_fails_clearly_and_rerun_succeeds(lake, st
     child = spawn(env, "run", "--force", "--only", stage, out=base / f"objectstore-{stage}.out",
                   extra={"LAKEHOUSE_MLFLOW__REQUEST_RETRIES": "1"})
     child.wait_for(rf"─ {stage}: ")
-    stopped = cli(env, "down", "objectstore", timeout=120)
+    with child.frozen():  # the stage cannot finish while the object store is being stopped
+        stopped = cli(env, "down", "objectstore", timeout=120)
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     code, out = child.finish(timeout=600)
     assert code == 1, out[-4000:]

@@ -246,3 +246,13 @@ def test_backtest_summary_scores_the_recent_realized_forecasts() -> None:
     assert a["hit_rate"] == pytest.approx(0.5) and a["up_rate"] == pytest.approx(1.0)  # rows with both moves
     assert got["B"]["hit_rate"] is None and got["B"]["up_rate"] == 0.0  # naive-like: no predicted move
     assert backtest_summary(rows.iloc[0:0], pd.Timestamp("2024-01-01")) == []
+
+
+def test_links_to_a_tracking_server_carry_no_credentials() -> None:
+    """The report is a file people share: a `[mlflow] tracking_uri` with `user:password@` must not end up
+    in its links or text."""
+    from lakehouse.report.sections import _without_credentials
+
+    assert _without_credentials("http://bob:s3cr%40t@mlflow.example:5000/base") == "http://mlflow.example:5000/base"
+    assert _without_credentials("https://mlflow.example") == "https://mlflow.example"
+    assert _without_credentials("databricks") == "databricks"
