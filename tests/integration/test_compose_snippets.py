@@ -209,7 +209,7 @@ def test_superset_init_creates_the_admin_from_the_environment(tmp_path: Path) ->
     """compose/superset/init.sh with the Superset containers' environment and superset_config.py (the
     metadata database on SQLite here: PostgreSQL's driver is in the image only): the admin's password comes
     from the environment through create-admin's prompt. About a minute and a half on a loaded 2-core
-    machine; a second start (create-admin on an existing user says so and exits 0) is not run for time."""
+    machine. A second start with a rotated password must apply it (create-admin leaves an existing user)."""
     from tests.compose_support import interpolate, load_yaml, real_env
 
     root = Path(__file__).resolve().parents[2]
@@ -230,5 +230,17 @@ def test_superset_init_creates_the_admin_from_the_environment(tmp_path: Path) ->
     assert password not in done.stdout + done.stderr
     verified = subprocess.run([str(SUPERSET_BIN / "python"), "-c", check, str(tmp_path / "superset.db"),
                                env["SUPERSET_ADMIN_USER"], password], capture_output=True, text=True,
+                              timeout=60, check=True)
+    assert verified.stdout.split() == ["True", "False"]
+
+    # a rotated SUPERSET_ADMIN_PASSWORD is applied on the next start (the provisioning logs in with it)
+    rotated = password + "-rotated"
+    again = subprocess.run(["sh", str(root / "compose" / "superset" / "init.sh")],
+                           env={**env, "SUPERSET_ADMIN_PASSWORD": rotated}, capture_output=True, text=True,
+                           timeout=600, check=False, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-4000:]
+    assert rotated not in again.stdout + again.stderr
+    verified = subprocess.run([str(SUPERSET_BIN / "python"), "-c", check, str(tmp_path / "superset.db"),
+                               env["SUPERSET_ADMIN_USER"], rotated], capture_output=True, text=True,
                               timeout=60, check=True)
     assert verified.stdout.split() == ["True", "False"]

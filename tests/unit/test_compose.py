@@ -427,3 +427,23 @@ def test_platform_commands_of_the_services_exist() -> None:
             assert proc.returncode == 0, f"{name}: `lakehouse {' '.join(words)}` is no command: {proc.stderr[-300:]}"
             checked += 1
     assert checked >= 2  # the pipeline job and the Superset provisioning
+
+
+def test_compose_superset_has_the_local_content_security_policy(tmp_path: Path) -> None:
+    """compose's superset_config.py keeps the trimmed CSP of the local service (nothing loaded from outside
+    the server: Superset's default allows a telemetry pixel, map tiles and web fonts)."""
+    import runpy
+
+    from lakehouse.config import load_config
+    from lakehouse.services.superset import superset_settings
+
+    local_file = tmp_path / "local_superset_config.py"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LAKEHOUSE_HOME", str(tmp_path / "home"))
+        mp.setenv("SUPERSET_SECRET_KEY", "x" * 32)
+        mp.setenv("SUPERSET_DATABASE_URI", "sqlite://")
+        local_file.write_text(superset_settings(load_config()))
+        local = runpy.run_path(str(local_file))
+        compose = runpy.run_path(str(ROOT / "compose" / "superset" / "superset_config.py"))
+    for key in ("TALISMAN_ENABLED", "TALISMAN_CONFIG", "SCARF_ANALYTICS", "THEME_FONT_URL_ALLOWED_DOMAINS"):
+        assert compose.get(key) == local[key], key
