@@ -20,6 +20,7 @@ from pyiceberg.io import FileIO, load_file_io
 from pyiceberg.table.metadata import TableMetadata, TableMetadataUtil
 
 from catalog.errors import BadRequest, NotFound
+from catalog.s3put import S3Putter
 
 #: Metadata fields of the table spec that pyiceberg's TableMetadata model drops.
 EXTRA_FIELDS = ("encryption-keys",)
@@ -46,6 +47,7 @@ class MetadataFiles:
         self.properties = dict(properties)
         self._io: dict[str, FileIO] = {}
         self._put_fs = None  # pyarrow S3FileSystem for single-request metadata writes (see _put)
+        self._putter: S3Putter | None = None  # kept-alive signed PUTs to a path-style endpoint (see _put)
         self._cache: OrderedDict[str, LoadedMetadata] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -109,17 +111,36 @@ class MetadataFiles:
     def _put(self, location: str, payload: bytes) -> None:
         """Create the file at ``location`` with ``payload``.
 
-        On S3 through a pyarrow filesystem opened with ``allow_delayed_open``: a small file is then ONE
-        PutObject. pyiceberg's own S3 FileIO (without that flag) starts a multipart upload on open, so a
-        metadata file costs three requests (create, upload part, complete) on every commit.
+        On S3 the file is ONE PutObject: pyiceberg's own S3 FileIO starts a multipart upload on open, so a
+        metadata file would cost three requests (create, upload part, complete) on every commit. A
+        path-style endpoint (the platform's object store) gets a signed PUT over a kept-alive connection
+        (:mod:`catalog.s3put`, about 1 ms cheaper than pyarrow); others a pyarrow filesystem opened with
+        ``allow_delayed_open``.
         """
         if urlparse(location).scheme in ("s3", "s3a", "s3n"):
+            putter = self._s3_putter()
+            if putter is not None:
+                bucket, _, key = location.split("://", 1)[1].partition("/")
+                putter.put(bucket, key, payload)
+                return
             fs = self._s3_put_fs()
             with fs.open_output_stream(location.split("://", 1)[1]) as out:
                 out.write(payload)
             return
         with self.io(location).new_output(location).create(overwrite=True) as out:
             out.write(payload)
+
+    def _s3_putter(self) -> S3Putter | None:
+        """The kept-alive PUT client for a path-style endpoint with static keys; None otherwise."""
+        p = self.properties
+        if (not p.get("s3.endpoint") or not p.get("s3.access-key-id")
+                or p.get("s3.force-virtual-addressing", "false").lower() == "true"):
+            return None
+        with self._lock:
+            if self._putter is None:
+                self._putter = S3Putter(p["s3.endpoint"], p["s3.access-key-id"], p.get("s3.secret-access-key", ""),
+                                        p.get("s3.region", ""), p.get("s3.session-token"))
+            return self._putter
 
     def _s3_put_fs(self):  # noqa: ANN202 - pyarrow.fs.S3FileSystem
         with self._lock:

@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -75,6 +76,17 @@ NsProps = _ns_props.c
 TABLE = "TABLE"
 VIEW = "VIEW"
 EXISTS_KEY = "exists"  # SqlCatalog's marker property of an (otherwise empty) namespace
+
+#: The two statements of every commit, built once: building a statement (its ``==`` clauses) and deriving
+#: its cache key cost about 0.3 ms each time, more than SQLite takes to run it.
+_LOOKUP = select(Tables.iceberg_type, Tables.metadata_location).where(
+    Tables.catalog_name == bindparam("cat"), Tables.table_namespace == bindparam("ns"),
+    Tables.table_name == bindparam("name"),
+)
+_SWAP = update(_tables).where(
+    Tables.catalog_name == bindparam("cat"), Tables.table_namespace == bindparam("ns"),
+    Tables.table_name == bindparam("name"), Tables.metadata_location == bindparam("expected"),
+).values(metadata_location=bindparam("new"), previous_metadata_location=bindparam("expected"))
 
 
 @dataclass(frozen=True)
@@ -309,12 +321,7 @@ class Store:
     def lookup(self, namespace: tuple[str, ...], name: str) -> tuple[str, str | None] | None:
         """``(kind, metadata_location)`` of an object, or None when absent."""
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(Tables.iceberg_type, Tables.metadata_location).where(
-                    Tables.catalog_name == self.name, Tables.table_namespace == ns_key(namespace),
-                    Tables.table_name == name,
-                )
-            ).first()
+            row = conn.execute(_LOOKUP, {"cat": self.name, "ns": ns_key(namespace), "name": name}).first()
         if row is None:
             return None
         return (row[0] or TABLE), row[1]
@@ -348,12 +355,8 @@ class Store:
                     if s.expected is None:
                         self._insert(conn, s.namespace, s.name, s.new, s.kind)
                         continue
-                    result = conn.execute(
-                        update(_tables).where(
-                            Tables.catalog_name == self.name, Tables.table_namespace == ns_key(s.namespace),
-                            Tables.table_name == s.name, Tables.metadata_location == s.expected,
-                        ).values(metadata_location=s.new, previous_metadata_location=s.expected)
-                    )
+                    result = conn.execute(_SWAP, {"cat": self.name, "ns": ns_key(s.namespace), "name": s.name,
+                                                  "expected": s.expected, "new": s.new})
                     if result.rowcount != 1:
                         raise CommitFailed(
                             f"Commit failed: {ns_name(s.namespace)}.{s.name} was changed by another commit"

@@ -171,3 +171,31 @@ def test_chdb_reads_the_same_tables_on_s3(s3_stack, tmp_path) -> None:
     assert {"ch.quotes", "ch.from_duck"} <= set(out["tables"])
     assert out[args["queries"][0]] == [["AAPL", 1.5], ["IBM", 3], ["MSFT", 2.5]]
     assert int(out[args["queries"][1]][0][0]) == 10
+
+
+def test_metadata_put_lands_and_a_refused_put_is_an_error(s3_stack) -> None:
+    """The catalog's metadata write (one signed PUT on a kept-alive connection, catalog.s3put) lands the exact
+    bytes, reuses its connection, and a PUT the object store refuses is an error naming the status, never
+    the secret."""
+    from pyarrow.fs import S3FileSystem
+
+    from catalog.s3put import S3PutError, S3Putter
+
+    cfg, o = s3_stack, s3_stack.objectstore
+    putter = S3Putter(cfg.s3_endpoint, o.access_key, o.secret_key, o.region)
+    payloads = {f"putter-test/{i}-a b.json": json.dumps({"n": i, "pad": "x" * 5000 * i}).encode() for i in range(3)}
+    for key, data in payloads.items():
+        putter.put(o.bucket, key, data)
+    conn = putter._local.conn  # noqa: SLF001 - the kept-alive connection is the point of the module
+    putter.put(o.bucket, "putter-test/again.json", b"{}")
+    assert putter._local.conn is conn  # noqa: SLF001
+    fs = S3FileSystem(endpoint_override=cfg.s3_endpoint, access_key=o.access_key, secret_key=o.secret_key,
+                      region=o.region)
+    for key, data in payloads.items():
+        with fs.open_input_stream(f"{o.bucket}/{key}") as f:
+            assert f.read() == data
+    bad = S3Putter(cfg.s3_endpoint, o.access_key, "not-the-secret", o.region)
+    with pytest.raises(S3PutError, match=r"HTTP 403") as err:
+        bad.put(o.bucket, "putter-test/refused.json", b"{}")
+    assert "not-the-secret" not in str(err.value)
+    assert not fs.get_file_info(f"{o.bucket}/putter-test/refused.json").is_file
