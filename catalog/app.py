@@ -26,7 +26,6 @@ from catalog.metadata_io import MetadataFiles
 from catalog.middleware import CatalogMiddleware, request_id
 from catalog.routes import RESOURCE_ROUTERS, ROUTERS
 from catalog.routes.deps import CatalogContext
-from catalog.routes.tables import add_direct_routes
 from catalog.service import CatalogService
 from catalog.store import Store
 from catalog.views import ViewService
@@ -97,7 +96,6 @@ def create_app(
     _add_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
-    add_direct_routes(app)
     ctx.endpoints = endpoint_list(RESOURCE_ROUTERS)
     if ui:
         from catalog.ui import add_ui
