@@ -566,11 +566,14 @@ class Config:
         return self.settings.sources
 
     # Paths in the state dir --------------------------------------------------------
-    def path(self, *parts: str, create: bool = False) -> Path:
-        """A path inside the state dir; ``create=True`` makes it a directory."""
+    def path(self, *parts: str, create: bool = False, private: bool = False) -> Path:
+        """A path inside the state dir; ``create=True`` makes it a directory, ``private=True`` one only its
+        owner can enter (mode 0700: it holds a service's config and metadata, which name its secrets)."""
         p = self.home.joinpath(*parts)
-        if create:
+        if create or private:
             p.mkdir(parents=True, exist_ok=True)
+        if private and p.stat().st_mode & 0o077:
+            p.chmod(0o700)
         return p
 
     @property

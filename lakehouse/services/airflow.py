@@ -70,10 +70,7 @@ def airflow_binary(cfg: Config) -> str:
 
 def home(cfg: Config) -> Path:
     """``AIRFLOW_HOME``: metadata database, task logs and airflow.cfg, in the state dir (mode 0700)."""
-    path = cfg.path("airflow", create=True)
-    if path.stat().st_mode & 0o077:
-        path.chmod(0o700)
-    return path
+    return cfg.path("airflow", private=True)
 
 
 def config_file(cfg: Config) -> Path:

@@ -60,10 +60,7 @@ def binary(cfg: Config, name: str) -> str:
 
 def home(cfg: Config) -> Path:
     """Superset's state: config, SQLite metadata database, markers (mode 0700: the config names the key's source)."""
-    path = cfg.path("superset", create=True)
-    if path.stat().st_mode & 0o077:
-        path.chmod(0o700)
-    return path
+    return cfg.path("superset", private=True)
 
 
 def config_file(cfg: Config) -> Path:
