@@ -76,6 +76,30 @@ def disk_problem(cfg: Config, exc: BaseException) -> str:
     return ""
 
 
+#: Free bytes below which a failing stage's state dir counts as full.
+NEARLY_FULL = 1 << 20
+
+
+def state_dir_problem(cfg: Config) -> str:
+    """For a failure whose chain holds no ``OSError`` (a service that writes to the state dir answered
+    with an error, e.g. the embedded catalog's database could not grow): a state dir that is read-only
+    or has less than :data:`NEARLY_FULL` bytes free, said like :func:`disk_problem` ("" otherwise)."""
+    where = _existing_parent(str(cfg.home))
+    try:
+        st = os.statvfs(where)
+    except OSError:
+        return ""
+    if st.f_flag & os.ST_RDONLY:
+        code = errno.EROFS
+    elif st.f_bavail * st.f_frsize < NEARLY_FULL:
+        code = errno.ENOSPC
+    else:
+        return ""
+    free = st.f_bavail * st.f_frsize / 2**20
+    return (f"{DISK_ERRORS[code]} on the file system of {cfg.home} (state dir, {free:.1f} MiB free): "
+            f"[Errno {code}] {os.strerror(code)}")
+
+
 def _existing_parent(path: str) -> str:
     while path and not os.path.exists(path):
         parent = os.path.dirname(path)

@@ -87,12 +87,12 @@ class Session:
         """``exc`` as the stage's :class:`StageFailed`, naming the services the lake needs that no longer
         answer (a lost object store otherwise surfaces as a client library's connection error) or the full
         or read-only disk behind it."""
-        from lakehouse.pipeline.diagnosis import disk_problem, unreachable
+        from lakehouse.pipeline.diagnosis import disk_problem, state_dir_problem, unreachable
 
         name = stage.name
         uses_mlflow = stage.run.startswith("ml.") or any(a.startswith("mlflow:") for a in (*stage.reads, *stage.writes))
         own = isinstance(exc, StageFailed)
-        down = [d for d in (disk_problem(self.cfg, exc),) if d]
+        down = [d for d in (disk_problem(self.cfg, exc) or state_dir_problem(self.cfg),) if d]
         down += unreachable(self.cfg, getattr(self.lake, "uri", None), mlflow=uses_mlflow)
         said = str(exc)  # a cause that already names the service (ml.tracking does) needs no repetition
         down = [d for d in down if not ((m := re.search(r" at (\S+) is not reachable", d)) and m.group(1) in said)]
@@ -127,9 +127,14 @@ class Session:
             self.probe.forget(stage.writes)
         if record and not stage.always:
             _pause_for_drills(stage.name, self.console)
-            outputs = self.probe.versions(stage.writes)
-            self.runs.record(stage.name, fp, outputs, detail=detail, run_id=self.run_id, started_at=started,
-                             finished_at=dt.datetime.now(dt.UTC))
+            try:
+                outputs = self.probe.versions(stage.writes)
+                self.runs.record(stage.name, fp, outputs, detail=detail, run_id=self.run_id, started_at=started,
+                                 finished_at=dt.datetime.now(dt.UTC))
+            except Exception as exc:  # noqa: BLE001 - the stage's own commits stand; the next run repeats it
+                note = RuntimeError(f"the stage finished ({detail or 'ok'}) but its run could not be recorded, "
+                                    f"so the next run does it again: {type(exc).__name__}: {exc}")
+                raise self.failure(stage, note) from exc
         return detail
 
 

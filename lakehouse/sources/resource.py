@@ -16,7 +16,7 @@ import bisect
 import datetime as dt
 import itertools
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 import dlt
@@ -41,8 +41,20 @@ from lakehouse.sources.quotes import (
 
 #: Valid rows are buffered across tickers and handed to dlt in batches of about this many rows.
 BATCH_ROWS = 250_000
-#: Called with (dlt table name, Arrow table) for every table the resource yields, in yield order.
-BatchHook = Callable[[str, pa.Table], None]
+
+
+class BatchSink(Protocol):
+    """Takes the resource's validated batches (the ingest runner's: see
+    ``lakehouse.stages.ingest.extract_files.ExtractSink``)."""
+
+    def add(self, table_name: str, table: pa.Table) -> bool:
+        """See every batch of dlt table ``table_name``, in order; True when the sink took the rows
+        itself (the resource does not yield them), False when the resource yields them to dlt."""
+        ...
+
+    def finish(self) -> list[Any]:
+        """Items to yield after the last batch (dlt file imports of what the sink took)."""
+        ...
 
 
 class _PageCounter(Progress):
@@ -93,12 +105,13 @@ def _failure(source: str, ticker: str, exc: Exception) -> str:
 
 def quote_resource(
     fetcher: Fetcher, tickers: Sequence[str], start: dt.date | None, end: dt.date | None,
-    report: ExtractReport, progress: Progress, on_batch: BatchHook | None = None,
+    report: ExtractReport, progress: Progress, sink: BatchSink | None = None,
 ) -> DltResource:
     """The dlt resource yielding ``quotes`` (merge on source, ticker, trade_date) and ``quotes_rejected``
     (append). The last loaded trade date of every ticker lives in the resource's dlt state. Tickers are
-    fetched one by one and validated in batches of about :data:`BATCH_ROWS` rows. ``on_batch`` sees every
-    yielded table (the ingest runner keeps them for the commit, see ``lakehouse.stages.ingest.staging``)."""
+    fetched one by one and validated in batches of about :data:`BATCH_ROWS` rows. ``sink`` sees every
+    batch first and may take it (the ingest runner writes ``quotes`` into Iceberg data files as it goes
+    and keeps the rest for the commit)."""
 
     progress = _PageCounter(progress, report)
 
@@ -129,12 +142,9 @@ def quote_resource(
         if rejected.num_rows:
             # a table variant: the resource's own hints (merge on the key) stay with `quotes`
             hints = dlt.mark.make_hints(table_name=REJECTED_TABLE, write_disposition="append", primary_key=[])
-            if on_batch is not None:
-                on_batch(REJECTED_TABLE, rejected)
-            yield dlt.mark.with_hints(rejected, hints, create_table_variant=True)
-        if good.num_rows:
-            if on_batch is not None:
-                on_batch(QUOTES_TABLE, good)
+            if sink is None or not sink.add(REJECTED_TABLE, rejected):
+                yield dlt.mark.with_hints(rejected, hints, create_table_variant=True)
+        if good.num_rows and (sink is None or not sink.add(QUOTES_TABLE, good)):
             yield good
 
     def extract() -> Iterator[Any]:
@@ -169,6 +179,8 @@ def quote_resource(
             progress.finish_ticker(ticker, True, f"{table.num_rows} rows")
         if batch:
             yield from validate(batch, state)
+        if sink is not None:
+            yield from sink.finish()
 
     return dlt.resource(
         extract,
@@ -181,12 +193,12 @@ def quote_resource(
 
 def quote_source(
     fetcher: Fetcher, tickers: Sequence[str], start: dt.date | None, end: dt.date | None,
-    report: ExtractReport, progress: Progress, on_batch: BatchHook | None = None,
+    report: ExtractReport, progress: Progress, sink: BatchSink | None = None,
 ) -> DltSource:
     """A dlt source (schema named after the source) with the one quotes resource."""
 
     @dlt.source(name=fetcher.name, max_table_nesting=0)
     def source() -> DltResource:
-        return quote_resource(fetcher, tickers, start, end, report, progress, on_batch)
+        return quote_resource(fetcher, tickers, start, end, report, progress, sink)
 
     return source()

@@ -2,9 +2,11 @@
 
 dlt extracts and normalizes into parquet load packages (schema inference/evolution, state); this
 destination's load jobs only check the files, and ``complete_load`` — called by dlt once every job of
-the package is done — takes the package's tables (kept in memory by :mod:`.staging` when this process
-extracted them, else read from the package files) and commits each table in ONE Iceberg transaction:
-``quotes`` is merged on its primary key, other tables are appended. Each commit carries the load id
+the package is done — commits each table in ONE Iceberg transaction. ``quotes`` arrives as data files
+already written in the table's layout during the extract (:mod:`.extract_files`), which the commit
+places as they are when it can (:mod:`.file_commit`); otherwise, and for the other tables, it takes the
+rows (kept in memory by :mod:`.staging` when this process extracted them, else read from the package
+files) and merges ``quotes`` on its primary key and appends the other tables. Each commit carries the load id
 in its snapshot summary, so a package whose load was interrupted (exception, kill -9) is finished by
 the next run without duplicates: dlt keeps the package until ``complete_load`` succeeds.
 
@@ -44,6 +46,8 @@ from dlt.common.storages.load_storage import ParsedLoadJobFileName
 from pyiceberg.catalog import Catalog
 
 from lakehouse.stages.ingest import staging
+from lakehouse.stages.ingest.extract_files import read_mark
+from lakehouse.stages.ingest.file_commit import commit_files
 from lakehouse.stages.ingest.tables import (
     NAMESPACE,
     CommitResult,
@@ -142,11 +146,14 @@ class IcebergLakeClient(JobClientBase):
         results: list[CommitResult] = []
         order = [t for t in TABLE_ORDER if t in files] + sorted(t for t in files if t not in TABLE_ORDER)
         for name in order:
-            data = staging.take(load_id, name, files[name])
-            if data is None:
-                data = pa.concat_tables([pq.read_table(f, memory_map=True) for f in sorted(files[name])],
-                                        promote_options="permissive")
-            results.append(self._commit_table(name, data, load_id, loaded_at))
+            result = self._commit_files(name, sorted(files[name]), load_id)
+            if result is None:
+                data = staging.take(load_id, name, files[name])
+                if data is None:
+                    data = pa.concat_tables([pq.read_table(f, memory_map=True) for f in sorted(files[name])],
+                                            promote_options="permissive")
+                result = self._commit_table(name, data, load_id, loaded_at)
+            results.append(result)
         loads = ensure_table(self.catalog, "_dlt_loads", namespace=self.config.namespace)
         summary = ", ".join(f"{r.table}={r.rows}" for r in results)
         row = pa.table({"load_id": [load_id], "schema_name": [self.schema.name], "status": ["0"],
@@ -155,6 +162,20 @@ class IcebergLakeClient(JobClientBase):
         append_commit(loads, row, load_id, loaded_at)
         COMMITS[load_id] = results
         staging.discard([load_id])
+
+    def _commit_files(self, name: str, files: list[str], load_id: str) -> CommitResult | None:
+        """Commit package files written as data files during the extract as they are (``None``: they are
+        not all such files of this load, or the table moved on; see :mod:`.file_commit`)."""
+        marks = {read_mark(f) for f in files}
+        staged = staging.take_files(load_id, name)
+        mark = marks.pop() if len(marks) == 1 else None
+        table_schema = self.schema.tables.get(name, {})
+        keys = get_columns_names_with_prop(table_schema, "primary_key") if table_schema else []
+        if mark is None or mark.load_id != load_id or not keys or table_schema.get("write_disposition") != "merge":
+            return None
+        table = ensure_table(self.catalog, name, namespace=self.config.namespace)
+        return commit_files(table, files, mark, keys, staged.keys if staged else None,
+                            staged.duplicates if staged else 0)
 
     def _commit_table(self, name: str, data: pa.Table, load_id: str, loaded_at: dt.datetime) -> CommitResult:
         table_schema = self.schema.tables.get(name, {})

@@ -12,6 +12,7 @@ import datetime as dt
 import fcntl
 import logging
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -25,7 +26,7 @@ from rich.progress import Progress as RichProgressBar
 from rich.table import Table as RichTable
 
 from lakehouse.config import Config, telemetry_off_env
-from lakehouse.sources.quotes import ExtractReport, Progress, parse_date
+from lakehouse.sources.quotes import PRIMARY_KEY, QUOTES_TABLE, ExtractReport, Progress, parse_date
 from lakehouse.stages.ingest.tables import CommitResult
 
 #: Exit code of ``lakehouse ingest`` when the load committed but some tickers failed (1: the load itself
@@ -180,6 +181,7 @@ def run_ingest(
     from lakehouse.sources.resource import quote_source
     from lakehouse.stages.ingest import staging
     from lakehouse.stages.ingest.destination import COMMITS, iceberg_lake, register_catalog, unregister_catalog
+    from lakehouse.stages.ingest.extract_files import ExtractSink, expected_metadata
 
     console = console or Console()
     source = source or cfg.sources_config.default
@@ -199,6 +201,9 @@ def run_ingest(
     key = f"ingest-{uuid.uuid4().hex}"
     with _exclusive(cfg, source), open_lake(cfg) as lake:
         register_catalog(key, lake.catalog)
+        sink: ExtractSink | None = None
+        files_dir = cfg.path("dlt", create=True) / f"lakehouse_{source}.files"
+        shutil.rmtree(files_dir, ignore_errors=True)  # left by a killed run; its package holds links
         try:
             pipeline = dlt.pipeline(
                 pipeline_name=f"lakehouse_{source}", pipelines_dir=str(cfg.path("dlt", create=True)),
@@ -212,10 +217,13 @@ def run_ingest(
                     summary.resumed_load_ids.append(lid)
                     summary.commits.extend(COMMITS.pop(lid, []))
             t1 = time.perf_counter()
+            meta = expected_metadata(lake.catalog, QUOTES_TABLE)
+            sink = ExtractSink(files_dir, {QUOTES_TABLE: meta} if meta else {}, {QUOTES_TABLE: PRIMARY_KEY},
+                               loaded_at_us=time.time_ns() // 1000)
             with _progress_bar(console) as bar:
-                src = quote_source(fetcher, names, start_d, end_d, report, RichTickerProgress(bar),
-                                   on_batch=staging.record)
+                src = quote_source(fetcher, names, start_d, end_d, report, RichTickerProgress(bar), sink=sink)
                 pipeline.extract(src)
+            sink.discard()  # dlt linked the files into the load package
             t2 = time.perf_counter()
             with console.status("committing to Iceberg"):
                 pipeline.normalize()
@@ -226,6 +234,8 @@ def run_ingest(
                 summary.load_ids.append(lid)
                 summary.commits.extend(COMMITS.pop(lid, []))
         finally:
+            if sink is not None:
+                sink.discard()
             staging.discard()
             unregister_catalog(key)
             client = getattr(fetcher, "client", None)

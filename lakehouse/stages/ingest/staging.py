@@ -1,11 +1,14 @@
-"""The Arrow tables a load extracted, kept in memory for its commit (dlt's Arrow path, passed through).
+"""What a load's extract leaves in memory for its commit (dlt's Arrow path, passed through).
 
 dlt writes every extracted Arrow table into the load package (parquet files): the package is what lets a
 load survive a crash, since the next run commits a package left behind. Reading those files back at commit
-time decoded every row a second time (a third of the commit's CPU on the synthetic 2.6M rows). When the
-package was extracted by this process, the commit takes the tables the resource yielded instead, after
-checking that the package files hold the same tables (the same columns and row counts, from the parquet
-footers); otherwise, and for a package left by an interrupted run, it reads the files.
+time decoded every row a second time. When the package was extracted by this process, the commit takes the
+tables the resource yielded instead, after checking that the package files hold the same tables (the same
+columns and row counts, from the parquet footers); otherwise, and for a package left by an interrupted run,
+it reads the files.
+
+Tables written as data files during the extract (:mod:`.extract_files`) leave only their key columns here
+(what the commit's merge needs), and the count of duplicate keys collapsed while writing.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -20,19 +24,42 @@ import pyarrow.parquet as pq
 _LOCK = threading.Lock()
 #: load id -> dlt table name -> tables in the order the resource yielded them
 _STAGED: dict[str, dict[str, list[pa.Table]]] = defaultdict(lambda: defaultdict(list))
+#: load id -> dlt table name -> key columns of the rows written as data files
+_FILES: dict[str, dict[str, FileRows]] = defaultdict(dict)
 
 
-def record(table_name: str, table: pa.Table) -> None:
-    """Keep ``table`` for the commit of the load package being extracted (a resource's ``on_batch``)."""
+@dataclass
+class FileRows:
+    """The rows a load wrote as data files of one table: their key columns and the duplicates dropped."""
+
+    keys: pa.Table
+    duplicates: int = 0
+
+
+def current_load_id() -> str | None:
+    """The id of the load package being extracted (``None`` outside a dlt extract)."""
     import dlt
     from dlt.common.storages.exceptions import CurrentLoadPackageStateNotAvailable
 
     try:
-        load_id = dlt.current.load_package_state()["load_id"]
+        return dlt.current.load_package_state()["load_id"]
     except CurrentLoadPackageStateNotAvailable:
+        return None
+
+
+def record(table_name: str, table: pa.Table) -> None:
+    """Keep ``table`` for the commit of the load package being extracted (a resource's batch)."""
+    load_id = current_load_id()
+    if load_id is None:
         return  # not inside an extract: the commit reads the package files
     with _LOCK:
         _STAGED[load_id][table_name].append(table)
+
+
+def record_files(load_id: str, table_name: str, keys: Sequence[pa.Table], duplicates: int = 0) -> None:
+    """Keep the key columns of the rows load ``load_id`` wrote as data files of ``table_name``."""
+    with _LOCK:
+        _FILES[load_id][table_name] = FileRows(pa.concat_tables(keys) if keys else pa.table({}), duplicates)
 
 
 def take(load_id: str, table_name: str, files: Sequence[str]) -> pa.Table | None:
@@ -50,8 +77,16 @@ def take(load_id: str, table_name: str, files: Sequence[str]) -> pa.Table | None
     return pa.concat_tables(tables, promote_options="permissive")
 
 
-def discard(load_ids: Sequence[str] | None = None) -> None:
-    """Forget the staged tables of ``load_ids`` (all when None)."""
+def take_files(load_id: str, table_name: str) -> FileRows | None:
+    """What :func:`record_files` kept for ``table_name`` of ``load_id`` (``None``: another process wrote
+    the files, e.g. a package left by an interrupted run)."""
     with _LOCK:
-        for load_id in list(_STAGED) if load_ids is None else load_ids:
+        return _FILES.get(load_id, {}).pop(table_name, None)
+
+
+def discard(load_ids: Sequence[str] | None = None) -> None:
+    """Forget what is staged for ``load_ids`` (all when None)."""
+    with _LOCK:
+        for load_id in list(_STAGED) + list(_FILES) if load_ids is None else load_ids:
             _STAGED.pop(load_id, None)
+            _FILES.pop(load_id, None)

@@ -117,9 +117,8 @@ def committed_load_ids(table: Table) -> set[str]:
     return out
 
 
-def conform(tx: Transaction, data: pa.Table, load_id: str, loaded_at: dt.datetime) -> pa.Table:
-    """``data`` stamped with ``load_id``/``loaded_at`` and cast to the table's Arrow schema. Columns the
-    table lacks are added to its schema within transaction ``tx`` (schema evolution in the same commit)."""
+def stamp(data: pa.Table, load_id: str, loaded_at: dt.datetime) -> pa.Table:
+    """``data`` with ``loaded_at`` / ``load_id`` set on every row (replacing any values it carried)."""
     n = data.num_rows
     stamps = (("loaded_at", pa.scalar(loaded_at, pa.timestamp("us", tz="UTC"))), ("load_id", pa.scalar(load_id)))
     for name, value in stamps:
@@ -128,12 +127,11 @@ def conform(tx: Transaction, data: pa.Table, load_id: str, loaded_at: dt.datetim
             data = data.set_column(data.column_names.index(name), name, col)
         else:
             data = data.append_column(name, col)
-    known = tx.table_metadata.schema().column_names
-    extra = [f for f in data.schema if f.name not in known and not f.name.startswith("_dlt")]
-    if extra:
-        with tx.update_schema() as update:
-            update.union_by_name(pa.schema(extra))
-    target = tx.table_metadata.schema().as_arrow()
+    return data
+
+
+def cast_to(target: pa.Schema, data: pa.Table) -> pa.Table:
+    """``data`` in the table's Arrow schema ``target`` (field ids included; missing columns null)."""
     cols, fields = [], []
     for f in target:
         if f.name in data.column_names:
@@ -143,10 +141,22 @@ def conform(tx: Transaction, data: pa.Table, load_id: str, loaded_at: dt.datetim
             elif col.type != f.type:
                 col = col.cast(f.type)
         else:
-            col = pa.nulls(n, f.type)
+            col = pa.nulls(data.num_rows, f.type)
         cols.append(col)
         fields.append(f)
     return pa.Table.from_arrays(cols, schema=pa.schema(fields))
+
+
+def conform(tx: Transaction, data: pa.Table, load_id: str, loaded_at: dt.datetime) -> pa.Table:
+    """``data`` stamped with ``load_id``/``loaded_at`` and cast to the table's Arrow schema. Columns the
+    table lacks are added to its schema within transaction ``tx`` (schema evolution in the same commit)."""
+    data = stamp(data, load_id, loaded_at)
+    known = tx.table_metadata.schema().column_names
+    extra = [f for f in data.schema if f.name not in known and not f.name.startswith("_dlt")]
+    if extra:
+        with tx.update_schema() as update:
+            update.union_by_name(pa.schema(extra))
+    return cast_to(tx.table_metadata.schema().as_arrow(), data)
 
 
 def _partition_columns(tbl: TableMetadata, data: pa.Table) -> list[pa.ChunkedArray | pa.Array]:
@@ -249,46 +259,72 @@ def _dictionary_columns(schema: pa.Schema) -> list[str]:
     return [f.name for f in schema if any(check(f.type) for check in DICTIONARY_TYPES)]
 
 
-def _partition_key(meta: TableMetadata, first_row: pa.Table) -> PartitionKey | None:
+def partition_values(meta: TableMetadata, rows: pa.Table) -> list[tuple]:
+    """The partition of each row (``()`` for every row of an unpartitioned table)."""
+    cols = [col.to_pylist() for col in _partition_columns(meta, rows)]
+    return list(zip(*cols, strict=True)) if cols else [()] * rows.num_rows
+
+
+def partition_key(meta: TableMetadata, first_row: pa.Table) -> PartitionKey | None:
     """The partition key of a one-partition slice, from its first row (``None``: unpartitioned)."""
     spec = meta.spec()
     if spec.is_unpartitioned():
         return None
-    values = [col[0].as_py() for col in _partition_columns(meta, first_row)]
+    values = partition_values(meta, first_row.slice(0, 1))[0]
     return PartitionKey(field_values=[PartitionFieldValue(field=f, value=v) for f, v in zip(spec.fields, values,
                                                                                           strict=True)],
                         partition_spec=spec, schema=meta.schema())
 
 
-def write_data_file(meta: TableMetadata, io: FileIO, part: pa.Table, file_name: str) -> DataFile:
-    """One Parquet data file of rows from ONE partition, already in the table's Arrow schema (field ids
-    included, see :func:`conform`), and its DataFile with the statistics Iceberg readers prune on.
+def parquet_writer(where, meta: TableMetadata, schema: pa.Schema) -> pq.ParquetWriter:  # noqa: ANN001
+    """A Parquet writer for data files of table ``meta`` (``where``: a path or an open stream): the
+    table's write properties (compression, page and row-group sizes) through pyiceberg's helper, and a
+    dictionary only for strings, dates and booleans (:data:`DICTIONARY_TYPES`)."""
+    return pq.ParquetWriter(where, schema=schema, store_decimal_as_integer=True,
+                            use_dictionary=_dictionary_columns(schema), **_get_parquet_writer_kwargs(meta.properties))
 
-    pyiceberg's own writer (``_dataframe_to_data_files``) is not used for ingestion: it re-derives the
-    partitions by filtering the whole table once per partition (a copy), and dictionary-encodes every column;
-    here partitions are the contiguous runs :func:`sort_for_write` produced, and only strings, dates and
-    booleans get a dictionary. Everything else (compression, page and row-group sizes, which columns get
-    statistics) follows the table's write properties through pyiceberg's helpers."""
-    props = meta.properties
-    key = _partition_key(meta, part.slice(0, 1))
-    provider = load_location_provider(table_location=meta.location, table_properties=props)
-    path = provider.new_data_location(data_file_name=file_name, partition_key=key)
-    out = io.new_output(path)
-    row_group = property_as_int(props, TableProperties.PARQUET_ROW_GROUP_LIMIT,
-                                TableProperties.PARQUET_ROW_GROUP_LIMIT_DEFAULT)
-    with out.create(overwrite=True) as fos:  # a fresh uuid name: skip the existence check (a HEAD on S3)
-        writer = pq.ParquetWriter(fos, schema=part.schema, store_decimal_as_integer=True,
-                                  use_dictionary=_dictionary_columns(part.schema), **_get_parquet_writer_kwargs(props))
-        with writer:
-            writer.write_table(part, row_group_size=row_group)
+
+def row_group_rows(meta: TableMetadata) -> int:
+    """The table's Parquet row-group size limit (rows)."""
+    return property_as_int(meta.properties, TableProperties.PARQUET_ROW_GROUP_LIMIT,
+                           TableProperties.PARQUET_ROW_GROUP_LIMIT_DEFAULT)
+
+
+def data_file(meta: TableMetadata, path: str, key: PartitionKey | None, footer: pq.FileMetaData,
+              size: int) -> DataFile:
+    """The manifest entry of Parquet data file ``path`` of ONE partition (``key``), with the column
+    statistics Iceberg readers prune on, taken from the file's footer."""
     schema = meta.schema()
     stats = data_file_statistics_from_parquet_metadata(
-        parquet_metadata=writer.writer.metadata, stats_columns=compute_statistics_plan(schema, props),
+        parquet_metadata=footer, stats_columns=compute_statistics_plan(schema, meta.properties),
         parquet_column_mapping=parquet_path_to_id_mapping(schema))
     return DataFile.from_args(
         content=DataFileContent.DATA, file_path=path, file_format=FileFormat.PARQUET,
-        partition=key.partition if key else Record(), file_size_in_bytes=len(out), sort_order_id=None,
+        partition=key.partition if key else Record(), file_size_in_bytes=size, sort_order_id=None,
         spec_id=meta.default_spec_id, equality_ids=None, key_metadata=None, **stats.to_serialized_dict())
+
+
+def new_data_path(meta: TableMetadata, file_name: str, key: PartitionKey | None) -> str:
+    """Where a new data file of partition ``key`` goes (the table's location provider)."""
+    provider = load_location_provider(table_location=meta.location, table_properties=meta.properties)
+    return provider.new_data_location(data_file_name=file_name, partition_key=key)
+
+
+def write_data_file(meta: TableMetadata, io: FileIO, part: pa.Table, file_name: str) -> DataFile:
+    """One Parquet data file of rows from ONE partition, already in the table's Arrow schema (field ids
+    included, see :func:`conform`), and its DataFile.
+
+    pyiceberg's own writer (``_dataframe_to_data_files``) is not used for ingestion: it re-derives the
+    partitions by filtering the whole table once per partition (a copy), and dictionary-encodes every column;
+    here partitions are the contiguous runs :func:`sort_for_write` produced (see :func:`parquet_writer`)."""
+    key = partition_key(meta, part.slice(0, 1))
+    path = new_data_path(meta, file_name, key)
+    out = io.new_output(path)
+    with out.create(overwrite=True) as fos:  # a fresh uuid name: skip the existence check (a HEAD on S3)
+        writer = parquet_writer(fos, meta, part.schema)
+        with writer:
+            writer.write_table(part, row_group_size=row_group_rows(meta))
+    return data_file(meta, path, key, writer.writer.metadata, len(out))
 
 
 def _file_slices(meta: TableMetadata, data: pa.Table, starts: list[int]) -> list[pa.Table]:
@@ -388,50 +424,47 @@ def _commit_once(table: Table, load_id: str, build) -> CommitResult:  # noqa: AN
     return result
 
 
+def _key_codes(left: pa.ChunkedArray, right: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, int]:
+    """One key column of both sides as non-negative int64 codes (-1: a left value the right side lacks)
+    and the number of distinct codes: strings index the right side's distinct values, dates are days."""
+    if pa.types.is_string(right.type) or pa.types.is_large_string(right.type):
+        values = pc.unique(right)
+        lcode = pc.fill_null(pc.index_in(left, value_set=values), -1)
+        rcode = pc.index_in(right, value_set=values)
+        return (np.asarray(lcode.to_numpy(), dtype=np.int64), np.asarray(rcode.to_numpy(), dtype=np.int64),
+                max(len(values), 1))
+    if pa.types.is_date32(right.type):
+        offset = 1 << 20  # days before the epoch stay non-negative
+        lcode = left.cast(pa.int32()).to_numpy().astype(np.int64) + offset
+        rcode = right.cast(pa.int32()).to_numpy().astype(np.int64) + offset
+        return lcode, rcode, 1 << 22
+    raise TypeError(f"key column of type {right.type} is not supported")
+
+
 def keys_in(left: pa.Table, right: pa.Table, keys: Sequence[str]) -> pa.Array:
-    """Boolean mask: does each row of ``left`` have its key in ``right``? String key columns are mapped to
-    indexes into the right side's distinct values and packed with the rest into one int64 per row, so
-    the membership test is a single hash lookup (an Arrow anti-join on strings is ~10x slower)."""
-    # one chunk per column: the load's rows come as thousands of zero-copy slices, and every kernel
-    # below (dictionary_encode most of all, which then unifies a dictionary per chunk) pays per chunk
-    left, right = left.select(list(keys)).combine_chunks(), right.select(list(keys)).combine_chunks()
-    left_key: pa.Array | None = None
-    right_key: pa.Array | None = None
-    present = None  # left rows whose string values all occur on the right
+    """Boolean mask: does each row of ``left`` have its key in ``right``? (Keys have no nulls.) Every key
+    column is coded as an integer (:func:`_key_codes`) and the codes are packed into one int64 per row, so
+    membership is one numeric search (an Arrow anti-join on strings is ~10x slower)."""
+    left_key = np.zeros(left.num_rows, dtype=np.int64)
+    right_key = np.zeros(right.num_rows, dtype=np.int64)
+    present = np.ones(left.num_rows, dtype=bool)  # left rows whose string values all occur on the right
     for k in keys:
-        lcol, rcol = left[k], right[k]
-        if pa.types.is_string(rcol.type) or pa.types.is_large_string(rcol.type):
-            encoded = pc.dictionary_encode(rcol).combine_chunks()
-            values, rcode = encoded.dictionary, encoded.indices
-            lcode = pc.index_in(lcol, value_set=values)
-            width = max(len(values), 1)
-        elif pa.types.is_date32(rcol.type):
-            lcode = pc.subtract(lcol.cast(pa.int32()), pa.scalar(-(1 << 20), pa.int32()))
-            rcode = pc.subtract(rcol.cast(pa.int32()), pa.scalar(-(1 << 20), pa.int32()))
-            width = 1 << 22
-        else:
-            raise TypeError(f"key column {k} of type {rcol.type} is not supported")
-        valid = pc.is_valid(lcode)
-        present = valid if present is None else pc.and_(present, valid)
-        lcode, rcode = pc.fill_null(lcode, 0).cast(pa.int64()), rcode.cast(pa.int64())
-        if left_key is None:
-            left_key, right_key = lcode, rcode
-        else:
-            left_key = pc.add(pc.multiply(left_key, width), lcode)
-            right_key = pc.add(pc.multiply(right_key, width), rcode)
-    return pc.and_(present, _int_keys_in(left_key, right_key))
+        lcode, rcode, width = _key_codes(left[k], right[k])
+        present &= lcode >= 0
+        left_key = left_key * width + np.maximum(lcode, 0)
+        right_key = right_key * width + rcode
+    return pa.array(present & _int_keys_in(left_key, right_key))
 
 
-def _int_keys_in(left: pa.Array | pa.ChunkedArray, right: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """Boolean mask: is each value of ``left`` in ``right`` (int64, no nulls)? Sort and binary search:
-    rows arrive nearly in key order, where numpy's stable sort is close to linear, while Arrow's hash set
-    (``is_in`` over ``unique``) costs ~1 s per 2.6M distinct keys."""
-    lk = np.asarray(left.combine_chunks() if isinstance(left, pa.ChunkedArray) else left)
-    rk = np.sort(np.asarray(right.combine_chunks() if isinstance(right, pa.ChunkedArray) else right), kind="stable")
-    if len(rk) == 0:
-        return pa.array(np.zeros(len(lk), dtype=bool))
-    pos = np.minimum(np.searchsorted(rk, lk), len(rk) - 1)
-    return pa.array(rk[pos] == lk)
+def _int_keys_in(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Boolean mask: is each value of ``left`` in ``right`` (int64)? Sort and binary search: rows arrive
+    nearly in key order, where numpy's stable sort is close to linear, while Arrow's hash set (``is_in``
+    over ``unique``) costs ~1 s per 2.6M distinct keys."""
+    if len(right) == 0:
+        return np.zeros(len(left), dtype=bool)
+    rk = np.sort(right, kind="stable")
+    pos = np.minimum(np.searchsorted(rk, left), len(rk) - 1)
+    return rk[pos] == left
 
 
 def read_files(tbl: Table, tasks: list[FileScanTask], columns: Sequence[str] | None = None) -> pa.Table:
