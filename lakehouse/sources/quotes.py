@@ -22,6 +22,7 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -273,14 +274,37 @@ def _strictly_increasing(t: pa.Table, keys: Sequence[str]) -> bool:
     return _pairs_increasing(t.slice(0, n - 1), t.slice(1), keys)
 
 
+@lru_cache(maxsize=64)
+def _uniform_offsets(n: int, width: int) -> pa.Buffer:
+    """The offsets buffer of ``n`` strings of ``width`` bytes each (int32, from 0)."""
+    return pa.py_buffer(np.arange(n + 1, dtype=np.int32) * np.int32(width))
+
+
+def _constant_text(chunk: pa.Array) -> bool:
+    """True when a string chunk holds one value ``len(chunk)`` times, read off its buffers with two memory
+    compares (every value as long as the first, the bytes the first value repeated); False when unsure."""
+    n = len(chunk)
+    if n == 0 or chunk.null_count or chunk.type != pa.string() or chunk.offset:
+        return False
+    _, offsets, data = chunk.buffers()
+    first, width = (int(x) for x in np.frombuffer(offsets, np.int32, count=2))
+    if first != 0 or n * width >= 2**31:
+        return False
+    if not offsets.slice(0, (n + 1) * 4).equals(_uniform_offsets(n, width)):
+        return False
+    return data.slice(0, n * width).equals(pa.py_buffer(data.slice(0, width).to_pybytes() * n))
+
+
 def _run_starts(column: pa.ChunkedArray) -> np.ndarray:
     """Sorted row numbers where a run of equal values may begin: every change of value and every chunk
-    start (a superset is harmless, see :func:`_increasing_by_runs`)."""
+    start (a superset is harmless, see :func:`_increasing_by_runs`). A chunk of one repeated text - a
+    ticker's rows - is recognized from its buffers; other chunks are run-end encoded."""
     parts, base = [np.zeros(1, np.int64)], 0
-    for chunk in pc.run_end_encode(column).chunks:
-        ends = chunk.run_ends.to_numpy().astype(np.int64)
-        parts.append(base + ends[:-1])
+    for chunk in column.chunks:
         parts.append(np.array([base], np.int64))
+        if not _constant_text(chunk):
+            ends = pc.run_end_encode(chunk).run_ends.to_numpy().astype(np.int64)
+            parts.append(base + ends[:-1])
         base += len(chunk)
     return np.unique(np.concatenate(parts))
 
@@ -309,8 +333,9 @@ def _increasing_by_runs(t: pa.Table, keys: Sequence[str]) -> bool | None:
         return False
     if len(starts) == 0:
         return True
-    key = t.select(list(keys))
-    return _pairs_increasing(key.take(pa.array(starts - 1)), key.take(pa.array(starts)), keys)
+    pairs = t.select(list(keys)).take(pa.array(np.column_stack([starts - 1, starts]).ravel()))  # one take
+    return _pairs_increasing(pairs.take(pa.array(np.arange(0, 2 * len(starts), 2))),
+                             pairs.take(pa.array(np.arange(1, 2 * len(starts), 2))), keys)
 
 
 def _pairs_increasing(a: pa.Table, b: pa.Table, keys: Sequence[str]) -> bool:

@@ -61,10 +61,10 @@ def ticker_bars(ticker: str, start: dt.date, end: dt.date, first_day: dt.date) -
     """OHLCV arrays of one ticker on business days in [start, end]; the walk starts at ``first_day``
     so any window of the same ticker yields the same values for the same dates.
 
-    The random draws are the ones ``rng.normal(loc, scale, n)`` makes (it computes ``loc + scale * z``
-    from the same standard normals in the same order), taken in one ``standard_normal`` call and scaled
-    in place: the same bits at a fraction of the per-element cost. Everything after the cumulative sum
-    is computed for the kept days only (a resumed window of a few days skips the other 20 years)."""
+    The normal draws are the ones ``rng.normal(loc, scale, n)`` makes (it computes ``loc + scale * z``
+    from the same standard normals in the same order), taken with ``standard_normal`` and scaled in
+    place: the same bits without numpy's per-element call. Everything after the cumulative sum is
+    computed for the kept days only (a resumed window of a few days skips the other 20 years)."""
     all_days = business_days(first_day, end)
     n = len(all_days)
     k = int(np.searchsorted(all_days, np.datetime64(start, "D")))  # the first kept day (days are sorted)

@@ -285,3 +285,28 @@ def test_flag_foreign_rows_agrees_with_plain_masks(case):
         return
     flagged = flag_foreign_rows(table, "X", window)
     assert flagged.schema.equals(quotes.SOURCE_SCHEMA) and flagged.equals(_plain_flag(table, "X", window))
+
+
+@pytest.mark.parametrize(("values", "constant"), [
+    (["AA", "AA"], True), (["A", "AAA"], False), (["AAA", "A"], False), (["", ""], True), (["x"], True),
+    (["SYN0001"] * 3 + ["SYN0002"], False), (["AB", "BA"], False), (["ÄÖ"] * 3, True), (["A", None], False),
+])
+def test_constant_text_reads_buffers_exactly(values, constant):
+    assert quotes._constant_text(pa.array(values, pa.string())) is constant
+    sliced = pa.array(["Z", *values], pa.string()).slice(1)  # an offset: not judged from the buffers
+    assert quotes._constant_text(sliced) is False
+
+
+def test_run_starts_are_every_change_and_every_chunk_start():
+    rng = random.Random(5)
+    for _ in range(200):
+        chunks = [pa.array([rng.choice(["A", "B", "AB"]) for _ in range(rng.randint(0, 6))], pa.string())
+                  for _ in range(rng.randint(1, 4))]
+        if rng.random() < 0.3:
+            chunks.append(pa.array(["C"] * 5, pa.string()))  # a constant chunk
+        col = pa.chunked_array(chunks, pa.string())
+        values = col.to_pylist()
+        chunk_starts = set(itertools.accumulate([0] + [len(c) for c in chunks]))
+        changes = {i for i in range(1, len(values)) if values[i] != values[i - 1]}
+        expected = {i for i in {0} | chunk_starts | changes if i < len(values)} or {0}
+        assert {int(i) for i in quotes._run_starts(col) if i < max(len(values), 1)} == expected
