@@ -22,8 +22,10 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -116,24 +118,32 @@ def quotes_table(columns: dict[str, Any], problems: Sequence[str | None] | None 
     from JSON) are read value by value, so that a text price or a date of the wrong type quarantines its row
     instead of failing the whole batch. ``problems`` gives a source's own reason per row (or None)."""
     n = len(next(iter(columns.values()))) if columns else 0
-    problem: list[str | None] = list(problems) if problems is not None else [None] * n
+    problem: list[str | None] | None = list(problems) if problems is not None else None
     arrays = []
     for f in QUOTE_SCHEMA:
         value = columns.get(f.name)
         if value is None:
             arrays.append(pa.nulls(n, f.type))
         elif isinstance(value, pa.Array | pa.ChunkedArray):
-            arrays.append(value.cast(f.type))
+            arrays.append(value if value.type == f.type else value.cast(f.type))
         elif isinstance(value, list | tuple):
+            if problem is None:
+                problem = [None] * n
             arrays.append(_read_column(f.name, value, f.type, problem))
         else:  # numpy arrays: typed already
             arrays.append(pa.array(value, type=f.type))
-    arrays.append(pa.array(problem, pa.string()))
+    # no problem list to read (Arrow/numpy columns, no source reasons): an all-null column, not n Nones
+    arrays.append(pa.nulls(n, pa.string()) if problem is None else pa.array(problem, pa.string()))
     return pa.Table.from_arrays(arrays, schema=SOURCE_SCHEMA)
 
 
 def with_problem_column(table: pa.Table) -> pa.Table:
     """``table`` in :data:`SOURCE_SCHEMA` (a table without the :data:`PROBLEM` column gets a null one)."""
+    if table.schema.equals(SOURCE_SCHEMA, check_metadata=True) and not any(
+            table[f.name].null_count for f in SOURCE_SCHEMA if not f.nullable):
+        # what quotes_table builds: selecting and casting would change nothing (the cast still runs, and
+        # refuses the table, when a column that may not be null has a null)
+        return table
     if PROBLEM not in table.column_names:
         table = table.append_column(PROBLEM, pa.nulls(table.num_rows, pa.string()))
     return table.select(SOURCE_SCHEMA.names).cast(SOURCE_SCHEMA)
@@ -153,16 +163,20 @@ def flag_foreign_rows(table: pa.Table, ticker: str, window: Window) -> pa.Table:
     table = with_problem_column(table)
     if table.num_rows == 0:
         return table
-    other = pc.fill_null(pc.not_equal(table["ticker"], pa.scalar(ticker)), True)
-    if pc.any(other).as_py():
+    # Each test first asks the cheap question a clean batch answers (every ticker equal and none null;
+    # the earliest and latest date inside the window) and builds row masks only when it fails.
+    tickers = table["ticker"]
+    if tickers.null_count or not pc.all(pc.equal(tickers, pa.scalar(ticker))).as_py():
+        other = pc.fill_null(pc.not_equal(tickers, pa.scalar(ticker)), True)
         table = _add_problem(table, other, "row of another ticker")
         i = table.column_names.index("ticker")
         table = table.set_column(i, table.schema.field(i), pa.repeat(pa.scalar(ticker), table.num_rows))
     td = table["trade_date"]
-    outside = pc.or_(pc.less(td, pa.scalar(window.start, pa.date32())),
-                     pc.greater(td, pa.scalar(window.end, pa.date32())))
-    outside = pc.fill_null(outside, False)
-    if pc.any(outside).as_py():
+    first, last = pc.min_max(td).values()  # nulls skipped, as the masks below leave them unflagged
+    if first.is_valid and (first.as_py() < window.start or last.as_py() > window.end):
+        outside = pc.or_(pc.less(td, pa.scalar(window.start, pa.date32())),
+                         pc.greater(td, pa.scalar(window.end, pa.date32())))
+        outside = pc.fill_null(outside, False)
         table = _add_problem(table, outside, f"trade_date outside the requested window {window.start}..{window.end}")
     return table
 
@@ -183,13 +197,63 @@ def _checks(t: pa.Table) -> list[tuple[pa.Array, str]]:
     return checks
 
 
+#: Rows per numpy block of :func:`_values_pass` (a block of every column stays in the CPU cache).
+_BLOCK_ROWS = 1 << 16
+
+
+def _float_values(column: pa.ChunkedArray | pa.Array, fill: float) -> np.ndarray:
+    """A float64 column as one numpy array, nulls replaced by ``fill`` (a value every rule accepts)."""
+    if column.null_count:
+        column = pc.fill_null(column, fill)
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    return column.to_numpy(zero_copy_only=True)
+
+
+def _values_pass(t: pa.Table) -> bool:
+    """True only when no rule of :func:`_checks` fails on any row, decided in one fused numpy pass
+    instead of ~50 Arrow kernels and masks over the whole table (the clean batch, the usual one).
+    False means "not proven": :func:`_reasons` then runs the rules themselves.
+
+    The conjunction implies every rule: ``open > 0`` and ``open < inf`` make open finite and positive;
+    ``0 < low <= close <= high < inf`` does the same for low, close and high and covers high < low and
+    close outside [low, high]; adj_close and volume may be null (the rules skip a null there), else
+    ``0 < adj_close < inf`` and ``0 <= volume < inf``. NaN fails every comparison, so it never passes."""
+    required = ("trade_date", "open", "high", "low", "close")
+    if any(t[c].null_count for c in required):
+        return False
+    if any(t[c].type != pa.float64() for c in NUMERIC_COLUMNS):
+        return False
+    o, h, lo, c = (_float_values(t[name], 1.0) for name in ("open", "high", "low", "close"))
+    ac, v = _float_values(t["adj_close"], 1.0), _float_values(t["volume"], 0.0)
+    inf = np.inf
+    for i in range(0, t.num_rows, _BLOCK_ROWS):
+        b = slice(i, i + _BLOCK_ROWS)
+        ok = o[b] > 0
+        ok &= o[b] < inf
+        ok &= lo[b] > 0
+        ok &= h[b] >= lo[b]
+        ok &= h[b] < inf
+        ok &= c[b] >= lo[b]
+        ok &= c[b] <= h[b]
+        ok &= ac[b] > 0
+        ok &= ac[b] < inf
+        ok &= v[b] >= 0
+        ok &= v[b] < inf
+        if not ok.all():
+            return False
+    return True
+
+
 def _reasons(t: pa.Table) -> pa.Array:
     """The source's problem, else the first failed value rule per row, or null for a valid row (vectorized)."""
+    problem = t[PROBLEM].combine_chunks() if PROBLEM in t.column_names else pa.nulls(t.num_rows, pa.string())
+    if _values_pass(t):
+        return problem
     checks = _checks(t)
     any_bad = checks[0][0]
     for mask, _ in checks[1:]:
         any_bad = pc.or_(any_bad, mask)
-    problem = t[PROBLEM].combine_chunks() if PROBLEM in t.column_names else pa.nulls(t.num_rows, pa.string())
     if not pc.any(any_bad).as_py():
         return problem
     reason = pa.nulls(t.num_rows, pa.string())
@@ -204,11 +268,84 @@ def _strictly_increasing(t: pa.Table, keys: Sequence[str]) -> bool:
     n = t.num_rows
     if n < 2:
         return True
+    by_runs = _increasing_by_runs(t, keys)
+    if by_runs is not None:
+        return by_runs
+    return _pairs_increasing(t.slice(0, n - 1), t.slice(1), keys)
+
+
+@lru_cache(maxsize=64)
+def _uniform_offsets(n: int, width: int) -> pa.Buffer:
+    """The offsets buffer of ``n`` strings of ``width`` bytes each (int32, from 0)."""
+    return pa.py_buffer(np.arange(n + 1, dtype=np.int32) * np.int32(width))
+
+
+def _constant_text(chunk: pa.Array) -> bool:
+    """True when a string chunk holds one value ``len(chunk)`` times, read off its buffers with two memory
+    compares (every value as long as the first, the bytes the first value repeated); False when unsure."""
+    n = len(chunk)
+    if n == 0 or chunk.null_count or chunk.type != pa.string() or chunk.offset:
+        return False
+    _, offsets, data = chunk.buffers()
+    first, width = (int(x) for x in np.frombuffer(offsets, np.int32, count=2))
+    if first != 0 or n * width >= 2**31:
+        return False
+    if not offsets.slice(0, (n + 1) * 4).equals(_uniform_offsets(n, width)):
+        return False
+    return data.slice(0, n * width).equals(pa.py_buffer(data.slice(0, width).to_pybytes() * n))
+
+
+def _run_starts(column: pa.ChunkedArray) -> np.ndarray:
+    """Sorted row numbers where a run of equal values may begin: every change of value and every chunk
+    start (a superset is harmless, see :func:`_increasing_by_runs`). A chunk of one repeated text - a
+    ticker's rows - is recognized from its buffers; other chunks are run-end encoded."""
+    parts, base = [np.zeros(1, np.int64)], 0
+    for chunk in column.chunks:
+        parts.append(np.array([base], np.int64))
+        if not _constant_text(chunk):
+            ends = pc.run_end_encode(chunk).run_ends.to_numpy().astype(np.int64)
+            parts.append(base + ends[:-1])
+        base += len(chunk)
+    return np.unique(np.concatenate(parts))
+
+
+def _increasing_by_runs(t: pa.Table, keys: Sequence[str]) -> bool | None:
+    """:func:`_strictly_increasing` without comparing every pair of text keys: within runs where the
+    leading (text) keys repeat - a ticker's rows - only the last key is compared, in numpy; the full
+    key is compared only where a run may begin. None when this does not apply (a null key, a last key
+    numpy does not order, a key type runs cannot be found for): the caller compares every pair."""
+    *lead, last = keys
+    if any(t[k].null_count for k in keys):
+        return None
+    kind = t.schema.field(last).type
+    if not (pa.types.is_integer(kind) or pa.types.is_date(kind) or pa.types.is_timestamp(kind)):
+        return None
+    try:
+        starts = np.unique(np.concatenate([_run_starts(t[k]) for k in lead] or [np.zeros(1, np.int64)]))
+    except pa.ArrowNotImplementedError:
+        return None
+    n = t.num_rows
+    starts = starts[(starts > 0) & (starts < n)]
+    values = t[last].to_numpy()
+    not_greater = np.flatnonzero(values[1:] <= values[:-1]) + 1
+    # a row whose leading keys equal the previous row's (not a run start) must have a greater last key
+    if not np.isin(not_greater, starts).all():
+        return False
+    if len(starts) == 0:
+        return True
+    pairs = t.select(list(keys)).take(pa.array(np.column_stack([starts - 1, starts]).ravel()))  # one take
+    return _pairs_increasing(pairs.take(pa.array(np.arange(0, 2 * len(starts), 2))),
+                             pairs.take(pa.array(np.arange(1, 2 * len(starts), 2))), keys)
+
+
+def _pairs_increasing(a: pa.Table, b: pa.Table, keys: Sequence[str]) -> bool:
+    """True when every row of ``b`` has a greater key than the same row of ``a`` (lexicographic over
+    ``keys``; a null compared while the order is still open counts as out of order)."""
     tie = None  # pairs equal on every key so far
     for k in keys:
-        a, b = t[k].slice(0, n - 1), t[k].slice(1)
-        greater = pc.fill_null(pc.greater(a, b), True)
-        equal = pc.fill_null(pc.equal(a, b), False)
+        a_k, b_k = a[k], b[k]
+        greater = pc.fill_null(pc.greater(a_k, b_k), True)
+        equal = pc.fill_null(pc.equal(a_k, b_k), False)
         if tie is None:
             if pc.any(greater).as_py():
                 return False
@@ -222,11 +359,17 @@ def _strictly_increasing(t: pa.Table, keys: Sequence[str]) -> bool:
 
 def _duplicate_reasons(t: pa.Table, reason: pa.Array) -> pa.Array:
     """``reason`` with duplicate keys among the still-valid rows marked (see the module docstring)."""
-    valid_idx = pc.indices_nonzero(pc.is_null(reason))
     keys = list(PRIMARY_KEY)
-    candidates = t.select(keys).take(valid_idx)
-    if _strictly_increasing(candidates, keys):
-        return reason
+    if reason.null_count == len(reason):  # no row rejected so far: all are candidates, nothing to take
+        candidates = t.select(keys)
+        if _strictly_increasing(candidates, keys):
+            return reason
+        valid_idx = pa.array(np.arange(t.num_rows, dtype=np.uint64))  # what indices_nonzero gives
+    else:
+        valid_idx = pc.indices_nonzero(pc.is_null(reason))
+        candidates = t.select(keys).take(valid_idx)
+        if _strictly_increasing(candidates, keys):
+            return reason
     counts = candidates.group_by(keys).aggregate([([], "count_all")])
     repeated = counts.filter(pc.greater(counts["count_all"], 1)).select(keys)
     if repeated.num_rows == 0:
@@ -274,10 +417,10 @@ def split_valid(
     if table.num_rows == 0:
         return VALID_SCHEMA.empty_table(), REJECTED_SCHEMA.empty_table()
     reason = _duplicate_reasons(table, _reasons(table))
-    bad = pc.is_valid(reason)
     values = table.drop_columns([PROBLEM]) if PROBLEM in table.column_names else table
-    if not pc.any(bad).as_py():
+    if reason.null_count == len(reason):  # nothing rejected
         return values.cast(VALID_SCHEMA), REJECTED_SCHEMA.empty_table()
+    bad = pc.is_valid(reason)
     good = values.filter(pc.invert(bad)).cast(VALID_SCHEMA)
     bad_idx = pc.indices_nonzero(bad).to_pylist()
     rows = values.take(bad_idx).to_pylist()

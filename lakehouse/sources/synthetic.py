@@ -33,24 +33,67 @@ def business_days(start: dt.date, end: dt.date) -> np.ndarray:
     return out
 
 
+@lru_cache(maxsize=8)
+def _business_dates32(start: dt.date, end: dt.date) -> pa.Array:
+    """:func:`business_days` as an Arrow date32 array, built once: every ticker of a run slices the same
+    one (Arrow arrays are immutable, so sharing is safe) instead of converting its own copy."""
+    days = (business_days(start, end) - EPOCH).astype(np.int32)
+    return pa.array(days, pa.int32()).view(pa.date32())
+
+
+@lru_cache(maxsize=32)
+def _constant_strings(value: str, n: int) -> pa.Array:
+    """``n`` copies of ``value`` as an Arrow string array, cached: the source and currency columns are
+    the same for every ticker of a run."""
+    return _repeat_string(value, n)
+
+
+def _repeat_string(value: str, n: int) -> pa.Array:
+    """``n`` copies of ``value`` as an Arrow string array, from its buffers (cheaper than ``pa.repeat``)."""
+    data = value.encode()
+    if n * len(data) >= 2**31:  # beyond 32-bit offsets
+        return pa.repeat(pa.scalar(value, pa.string()), n)
+    offsets = np.arange(n + 1, dtype=np.int32) * np.int32(len(data))
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data * n))
+
+
 def ticker_bars(ticker: str, start: dt.date, end: dt.date, first_day: dt.date) -> dict[str, np.ndarray]:
     """OHLCV arrays of one ticker on business days in [start, end]; the walk starts at ``first_day``
-    so any window of the same ticker yields the same values for the same dates."""
+    so any window of the same ticker yields the same values for the same dates.
+
+    The normal draws are the ones ``rng.normal(loc, scale, n)`` makes (it computes ``loc + scale * z``
+    from the same standard normals in the same order), taken with ``standard_normal`` and scaled in
+    place: the same bits without numpy's per-element call. Everything after the cumulative sum is
+    computed for the kept days only (a resumed window of a few days skips the other 20 years)."""
     all_days = business_days(first_day, end)
     n = len(all_days)
+    k = int(np.searchsorted(all_days, np.datetime64(start, "D")))  # the first kept day (days are sorted)
     rng = np.random.default_rng(zlib.crc32(ticker.encode()))
     start_price = 20 + rng.random() * 180
     drift, vol = rng.normal(0.0003, 0.0002), 0.01 + rng.random() * 0.02
-    rets = rng.normal(drift, vol, n)
-    close = start_price * np.exp(np.cumsum(rets))
-    open_ = close * np.exp(rng.normal(0, vol / 3, n))
-    spread = np.abs(rng.normal(0, vol / 2, n))
-    high = np.maximum(open_, close) * (1 + spread)
-    low = np.minimum(open_, close) * (1 - spread)
-    volume = np.floor(rng.lognormal(13, 1, n))
-    keep = all_days >= np.datetime64(start, "D")
-    return {"trade_date": all_days[keep], "open": open_[keep], "high": high[keep], "low": low[keep],
-            "close": close[keep], "volume": volume[keep]}
+    z = rng.standard_normal(2 * n)  # the returns, then the open gaps
+    close = z[:n]
+    close *= vol
+    close += drift
+    np.cumsum(close, out=close)
+    close = close[k:]
+    np.exp(close, out=close)
+    close *= start_price
+    open_ = z[n + k:]
+    open_ *= vol / 3  # rng.normal(0, scale) adds loc=0: only a -0.0 could change, and exp(-0.0) == exp(0.0)
+    np.exp(open_, out=open_)
+    open_ *= close
+    spread = rng.standard_normal(n)[k:]  # its own array: not kept in the table, so its memory is reused
+    spread *= vol / 2  # likewise abs(-0.0) == abs(0.0)
+    np.abs(spread, out=spread)
+    high = np.maximum(open_, close)
+    high *= 1 + spread
+    low = np.minimum(open_, close)
+    low *= np.subtract(1, spread, out=spread)
+    volume = rng.lognormal(13, 1, n)[k:]  # kept as the generator's own: it uses the C library's exp
+    np.floor(volume, out=volume)
+    return {"trade_date": all_days[k:], "open": open_, "high": high, "low": low, "close": close,
+            "volume": volume}
 
 
 class SyntheticFetcher:
@@ -71,14 +114,14 @@ class SyntheticFetcher:
             return quotes_table({"source": []}), None
         bars = ticker_bars(ticker, start, window.end, self.first_day)
         n = len(bars["trade_date"])
-        days = (bars["trade_date"] - EPOCH).astype(np.int32)
+        dates = _business_dates32(self.first_day, window.end)
         table = quotes_table({
-            "source": pa.repeat(pa.scalar(self.name, pa.string()), n),
-            "ticker": pa.repeat(pa.scalar(ticker, pa.string()), n),
-            "trade_date": pa.array(days, pa.int32()).cast(pa.date32()),
+            "source": _constant_strings(self.name, n),
+            "ticker": _repeat_string(ticker, n),
+            "trade_date": dates.slice(len(dates) - n),  # the kept days are the last n
             "open": bars["open"], "high": bars["high"], "low": bars["low"], "close": bars["close"],
             "adj_close": bars["close"], "volume": bars["volume"],
-            "currency": pa.repeat(pa.scalar("USD", pa.string()), n),
+            "currency": _constant_strings("USD", n),
         })
         progress.advance(ticker, n, pages=1, total=n)
         return table, None
