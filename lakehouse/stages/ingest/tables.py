@@ -159,7 +159,7 @@ def conform(tx: Transaction, data: pa.Table, load_id: str, loaded_at: dt.datetim
     return cast_to(tx.table_metadata.schema().as_arrow(), data)
 
 
-def _partition_columns(tbl: TableMetadata, data: pa.Table) -> list[pa.ChunkedArray | pa.Array]:
+def partition_columns(tbl: TableMetadata, data: pa.Table) -> list[pa.ChunkedArray | pa.Array]:
     """The partition values of every row (transforms applied), in spec order."""
     schema = tbl.schema()
     out = []
@@ -208,7 +208,7 @@ def sort_for_write(tbl: TableMetadata, data: pa.Table, keys: Sequence[str] = ())
     runs, gathered with zero-copy slices and one sequential copy instead of a sort and random take."""
     if data.num_rows == 0:
         return data, []
-    parts = _partition_columns(tbl, data)
+    parts = partition_columns(tbl, data)
     if not parts and (not keys or is_sorted(data, keys)):
         return data, [0]
     if parts and is_sorted(data, keys):
@@ -261,7 +261,7 @@ def _dictionary_columns(schema: pa.Schema) -> list[str]:
 
 def partition_values(meta: TableMetadata, rows: pa.Table) -> list[tuple]:
     """The partition of each row (``()`` for every row of an unpartitioned table)."""
-    cols = [col.to_pylist() for col in _partition_columns(meta, rows)]
+    cols = [col.to_pylist() for col in partition_columns(meta, rows)]
     return list(zip(*cols, strict=True)) if cols else [()] * rows.num_rows
 
 
