@@ -175,7 +175,8 @@ RAW_QUOTES = TableContract(
         _c("adj_close", "double", "Split/dividend-adjusted close (= close for sources without one)."),
         _c("volume", "double", "Shares traded as reported."),
         _c("currency", "string", "ISO 4217 currency code."),
-        _c("loaded_at", "timestamptz", "When the load that wrote the row was committed."),
+        _c("loaded_at", "timestamptz", "When the load that wrote the row was written (stamped at its extract, or at "
+           "its commit when the table had a newer commit by then: always newer than every earlier row)."),
         _c("load_id", "string", "dlt load id of the load that wrote the row."),
     ),
     key=("source", "ticker", "trade_date"),

@@ -2,8 +2,12 @@
 commit per table per load.
 
 - :mod:`.run`: one ingestion (finish an interrupted load, extract, commit, per-ticker summary);
+- :mod:`.extract_files`: ``raw.quotes`` rows written as Iceberg data files while they are extracted
+  (handed to dlt as file imports: every row is encoded once);
 - :mod:`.destination`: the dlt destination that commits each load package as one Iceberg transaction;
-- :mod:`.tables`: the ``raw.*`` tables and the merge / append commits into them.
+- :mod:`.file_commit`: that commit placing the extract's files as they are, when that is exactly right;
+- :mod:`.tables`: the ``raw.*`` tables and the merge / append commits into them;
+- :mod:`.staging`: what the extract leaves in memory for the commit.
 """
 
 from __future__ import annotations

@@ -28,7 +28,6 @@ from pyiceberg.table.metadata import TableMetadata
 
 from lakehouse.stages.ingest.extract_files import FileMark, layout
 from lakehouse.stages.ingest.tables import (
-    LOAD_ID_PROPERTY,
     WRITE_THREADS,
     CommitResult,
     commit_with_retry,
@@ -38,6 +37,7 @@ from lakehouse.stages.ingest.tables import (
     new_data_path,
     partition_key,
     read_files,
+    swap_files,
 )
 
 
@@ -104,17 +104,7 @@ def commit_files(table: Table, files: Sequence[str], mark: FileMark, keys: Seque
         if not placed:
             placed.extend(place_files(meta, tbl.io, files))
         tx = tbl.transaction()
-        props = {LOAD_ID_PROPERTY: mark.load_id}
-        if tasks:
-            with tx.update_snapshot(snapshot_properties=props).overwrite() as overwrite:
-                for task in tasks:
-                    overwrite.delete_data_file(task.file)
-                for f in placed:
-                    overwrite.append_data_file(f)
-        else:
-            with tx.update_snapshot(snapshot_properties=props).fast_append() as append:
-                for f in placed:
-                    append.append_data_file(f)
+        swap_files(tx, [task.file for task in tasks], placed, mark.load_id)
         return tx, CommitResult(name, rows=rows.num_rows, replaced=replaced, duplicates=duplicates)
 
     try:

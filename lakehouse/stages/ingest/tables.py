@@ -475,6 +475,22 @@ def read_files(tbl: Table, tasks: list[FileScanTask], columns: Sequence[str] | N
     return scan.to_table(tasks)
 
 
+def swap_files(tx: Transaction, remove: Sequence[DataFile], add: Sequence[DataFile], load_id: str) -> None:
+    """One snapshot of ``tx`` tagged with ``load_id``: ``remove`` swapped for ``add`` (an ``overwrite``),
+    or a ``fast_append`` of ``add`` when nothing is removed."""
+    props = {LOAD_ID_PROPERTY: load_id}
+    if remove:
+        with tx.update_snapshot(snapshot_properties=props).overwrite() as overwrite:
+            for f in remove:
+                overwrite.delete_data_file(f)
+            for f in add:
+                overwrite.append_data_file(f)
+    else:
+        with tx.update_snapshot(snapshot_properties=props).fast_append() as append:
+            for f in add:
+                append.append_data_file(f)
+
+
 def merge_commit(table: Table, data: pa.Table, keys: Sequence[str], load_id: str,
                  loaded_at: dt.datetime) -> CommitResult:
     """Upsert ``data`` on ``keys`` in ONE snapshot. Duplicate keys in the load keep the last row and are
@@ -486,7 +502,6 @@ def merge_commit(table: Table, data: pa.Table, keys: Sequence[str], load_id: str
     not carry are rewritten with the load's rows, and one ``overwrite`` snapshot swaps the files.
     Memory and I/O scale with the files touched (an incremental load touches the current year)."""
     name = table.name()[-1]
-    props = {LOAD_ID_PROPERTY: load_id}
 
     def build(tbl: Table):
         tx = tbl.transaction()
@@ -519,17 +534,7 @@ def merge_commit(table: Table, data: pa.Table, keys: Sequence[str], load_id: str
             replaced = n_existing - keep.num_rows
             if keep.num_rows:
                 out, out_starts = sort_for_write(meta, pa.concat_tables([keep, rows]), keys)
-        files = write_data_files(tx, out, out_starts)
-        if tasks:
-            with tx.update_snapshot(snapshot_properties=props).overwrite() as overwrite:
-                for task in tasks:
-                    overwrite.delete_data_file(task.file)
-                for f in files:
-                    overwrite.append_data_file(f)
-        else:
-            with tx.update_snapshot(snapshot_properties=props).fast_append() as append:
-                for f in files:
-                    append.append_data_file(f)
+        swap_files(tx, [task.file for task in tasks], write_data_files(tx, out, out_starts), load_id)
         return tx, CommitResult(name, rows=rows.num_rows, replaced=replaced, duplicates=duplicates)
 
     return commit_with_retry(table, load_id, build)
@@ -545,10 +550,7 @@ def append_commit(table: Table, data: pa.Table, load_id: str, loaded_at: dt.date
         if rows.num_rows == 0:
             return None, CommitResult(name)
         rows, starts = sort_for_write(tx.table_metadata, rows)
-        files = write_data_files(tx, rows, starts)
-        with tx.update_snapshot(snapshot_properties={LOAD_ID_PROPERTY: load_id}).fast_append() as append:
-            for f in files:
-                append.append_data_file(f)
+        swap_files(tx, [], write_data_files(tx, rows, starts), load_id)
         return tx, CommitResult(name, rows=rows.num_rows)
 
     return commit_with_retry(table, load_id, build)
