@@ -25,24 +25,29 @@ for _k, _v in telemetry_off_env().items():
 def isolated_env(home: Path) -> dict[str, str]:
     """LAKEHOUSE_* variables giving a private state dir and free ports for every service."""
     env = {"LAKEHOUSE_HOME": str(home)}
+    taken: set[int] = set()  # the chosen ports and their gRPC companions
     for key in (
         "OBJECTSTORE__PORT", "OBJECTSTORE__MASTER_PORT", "OBJECTSTORE__VOLUME_PORT",
         "OBJECTSTORE__FILER_PORT", "OBJECTSTORE__ADMIN_PORT", "CATALOG__PORT", "CLICKHOUSE__PORT",
         "MLFLOW__PORT", "AIRFLOW__PORT", "SUPERSET__PORT",
     ):
-        env[f"LAKEHOUSE_{key}"] = str(_free_port_with_grpc())
+        port = _free_port_with_grpc(taken)
+        taken.update((port, port + 10000))
+        env[f"LAKEHOUSE_{key}"] = str(port)
     return env
 
 
-def _free_port_with_grpc() -> int:
-    """A free port p whose SeaweedFS gRPC companion p+10000 is free too."""
+def _free_port_with_grpc(taken: set[int]) -> int:
+    """A free port p whose SeaweedFS gRPC companion p+10000 is free too, neither of them already ``taken``
+    by another service's port or companion (SeaweedFS refuses a port that is another's gRPC port)."""
     from lakehouse.net import port_in_use
 
     for _ in range(200):
         p = free_port()
-        if p + 10000 <= 65535 and not port_in_use("127.0.0.1", p + 10000):
+        if (p + 10000 <= 65535 and not {p, p + 10000} & taken
+                and not port_in_use("127.0.0.1", p + 10000)):
             return p
-    return free_port()
+    raise RuntimeError("no free port pair (p, p+10000) found on 127.0.0.1")
 
 
 @contextlib.contextmanager
