@@ -256,7 +256,7 @@ class PartitionFileWriter:
     def _write(self, part: tuple, pieces: list[pa.Table], previous: Future | None) -> None:
         if previous is not None:
             previous.result()  # submitted earlier (FIFO queue): already running or done
-        data = pa.concat_tables(pieces).combine_chunks()
+        data = pa.concat_tables(pieces)  # no copy: Parquet encodes a row group chunk by chunk
         if part not in self._writers:
             path = self.directory / f"{uuid.uuid4()}.parquet"
             schema = data.schema.with_metadata({FOOTER_KEY: self.mark.to_json()})
