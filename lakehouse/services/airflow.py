@@ -36,6 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lakehouse.config import PACKAGE_ROOT, Config
+from lakehouse.services import venvs
 from lakehouse.services.registry import Service, lakehouse_cli, register
 
 GROUP = "airflow"
@@ -57,15 +58,12 @@ class AirflowSetupError(RuntimeError):
 
 def venv(cfg: Config) -> Path:
     """The Airflow virtualenv: ``[airflow] venv`` or ``.venvs/airflow`` in the project."""
-    return Path(cfg.airflow.venv).expanduser() if cfg.airflow.venv else PACKAGE_ROOT / ".venvs" / "airflow"
+    return venvs.venv_dir(cfg.airflow.venv, "airflow")
 
 
 def airflow_binary(cfg: Config) -> str:
     """The ``airflow`` command of the Airflow virtualenv."""
-    exe = venv(cfg) / "bin" / "airflow"
-    if not exe.exists():
-        raise AirflowSetupError(f"{exe} does not exist: run `make setup` (or set [airflow] venv)")
-    return str(exe)
+    return venvs.command(venv(cfg), "airflow", "airflow", AirflowSetupError)
 
 
 def home(cfg: Config) -> Path:
@@ -201,8 +199,7 @@ def env(cfg: Config) -> dict[str, str]:
 
 
 def _installed_version(cfg: Config) -> str:
-    found = sorted(venv(cfg).glob("lib/python*/site-packages/apache_airflow_core-*.dist-info"))
-    return found[-1].name if found else "unknown"
+    return venvs.installed_version(venv(cfg), "apache_airflow_core")
 
 
 def migrate(cfg: Config) -> None:

@@ -31,7 +31,8 @@ import sys
 import time
 from pathlib import Path
 
-from lakehouse.config import PACKAGE_ROOT, Config
+from lakehouse.config import Config
+from lakehouse.services import venvs
 from lakehouse.services.registry import Service, register
 
 #: The admin-creation script, run by the Superset virtualenv's Python (it cannot import the project).
@@ -47,15 +48,12 @@ class SupersetSetupError(RuntimeError):
 
 def venv(cfg: Config) -> Path:
     """The Superset virtualenv: ``[superset] venv`` or ``.venvs/superset`` in the project."""
-    return Path(cfg.superset.venv).expanduser() if cfg.superset.venv else PACKAGE_ROOT / ".venvs" / "superset"
+    return venvs.venv_dir(cfg.superset.venv, "superset")
 
 
 def binary(cfg: Config, name: str) -> str:
     """A console script (``superset``, ``gunicorn``, ``python``) of the Superset virtualenv."""
-    exe = venv(cfg) / "bin" / name
-    if not exe.exists():
-        raise SupersetSetupError(f"{exe} does not exist: run `make setup` (or set [superset] venv)")
-    return str(exe)
+    return venvs.command(venv(cfg), name, "superset", SupersetSetupError)
 
 
 def home(cfg: Config) -> Path:
@@ -145,8 +143,7 @@ def env(cfg: Config) -> dict[str, str]:
 
 
 def _installed_version(cfg: Config) -> str:
-    found = sorted(venv(cfg).glob("lib/python*/site-packages/apache_superset-*.dist-info"))
-    return found[-1].name if found else "unknown"
+    return venvs.installed_version(venv(cfg), "apache_superset")
 
 
 def _admin_fingerprint(cfg: Config) -> str:

@@ -24,6 +24,7 @@ needs the whole table at once (and re-filters it once per partition).
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import shutil
 import threading
@@ -164,8 +165,6 @@ class PartitionFileWriter:
 
     def __init__(self, meta: TableMetadata, directory: Path, load_id: str, loaded_at_us: int,
                  keys: Sequence[str]) -> None:
-        import datetime as dt
-
         self.meta, self.directory, self.keys = meta, directory, list(keys)
         self.load_id = load_id
         self.mark = FileMark(layout(meta), load_id, loaded_at_us)
