@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from lakehouse.config import Config
+from lakehouse.heap import settle as settle_heap
 from lakehouse.pipeline import graph
 from lakehouse.pipeline.assets import AssetProbe
 from lakehouse.pipeline.fingerprint import Fingerprint, Verdict, assess, fingerprint
@@ -117,7 +118,9 @@ class Session:
                            reasons=list(verdict.reasons), options=dict(options or {}))
         started = dt.datetime.now(dt.UTC)
         try:
-            detail = load_function(stage.run)(ctx) or ""
+            run = load_function(stage.run)
+            settle_heap()  # the stage's libraries are imported: see lakehouse.heap
+            detail = run(ctx) or ""
         except Exception as exc:  # noqa: BLE001 - every failure becomes the stage's StageFailed
             err = self.failure(stage, exc)
             if err is exc:

@@ -197,16 +197,11 @@ def _checks(t: pa.Table) -> list[tuple[pa.Array, str]]:
     return checks
 
 
-#: Rows per numpy block of :func:`_values_pass` (a block of every column stays in the CPU cache).
-_BLOCK_ROWS = 1 << 16
-
-
-def _float_values(column: pa.ChunkedArray | pa.Array, fill: float) -> np.ndarray:
-    """A float64 column as one numpy array, nulls replaced by ``fill`` (a value every rule accepts)."""
+def _float_values(column: pa.Array, fill: float) -> np.ndarray:
+    """A float64 array as numpy, nulls replaced by ``fill`` (a value every rule accepts); no copy when
+    it has no nulls."""
     if column.null_count:
         column = pc.fill_null(column, fill)
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
     return column.to_numpy(zero_copy_only=True)
 
 
@@ -218,28 +213,30 @@ def _values_pass(t: pa.Table) -> bool:
     The conjunction implies every rule: ``open > 0`` and ``open < inf`` make open finite and positive;
     ``0 < low <= close <= high < inf`` does the same for low, close and high and covers high < low and
     close outside [low, high]; adj_close and volume may be null (the rules skip a null there), else
-    ``0 < adj_close < inf`` and ``0 <= volume < inf``. NaN fails every comparison, so it never passes."""
+    ``0 < adj_close < inf`` and ``0 <= volume < inf``. NaN fails every comparison, so it never passes.
+
+    Chunk by chunk (a batch is one chunk per ticker): numpy reads the Arrow buffers in place, where
+    combining the chunks first copied every price column of the batch."""
     required = ("trade_date", "open", "high", "low", "close")
     if any(t[c].null_count for c in required):
         return False
     if any(t[c].type != pa.float64() for c in NUMERIC_COLUMNS):
         return False
-    o, h, lo, c = (_float_values(t[name], 1.0) for name in ("open", "high", "low", "close"))
-    ac, v = _float_values(t["adj_close"], 1.0), _float_values(t["volume"], 0.0)
     inf = np.inf
-    for i in range(0, t.num_rows, _BLOCK_ROWS):
-        b = slice(i, i + _BLOCK_ROWS)
-        ok = o[b] > 0
-        ok &= o[b] < inf
-        ok &= lo[b] > 0
-        ok &= h[b] >= lo[b]
-        ok &= h[b] < inf
-        ok &= c[b] >= lo[b]
-        ok &= c[b] <= h[b]
-        ok &= ac[b] > 0
-        ok &= ac[b] < inf
-        ok &= v[b] >= 0
-        ok &= v[b] < inf
+    for batch in t.select(["open", "high", "low", "close", "adj_close", "volume"]).to_batches():
+        o, h, lo, c = (_float_values(batch.column(i), 1.0) for i in range(4))
+        ac, v = _float_values(batch.column(4), 1.0), _float_values(batch.column(5), 0.0)
+        ok = o > 0
+        ok &= o < inf
+        ok &= lo > 0
+        ok &= h >= lo
+        ok &= h < inf
+        ok &= c >= lo
+        ok &= c <= h
+        ok &= ac > 0
+        ok &= ac < inf
+        ok &= v >= 0
+        ok &= v < inf
         if not ok.all():
             return False
     return True
@@ -262,7 +259,7 @@ def _reasons(t: pa.Table) -> pa.Array:
     return pc.coalesce(problem, reason)
 
 
-def _strictly_increasing(t: pa.Table, keys: Sequence[str]) -> bool:
+def strictly_increasing(t: pa.Table, keys: Sequence[str]) -> bool:
     """True when every row's key is greater than the previous row's (so no key repeats; vectorized).
     Sources deliver one ticker's days in order, so this settles almost every batch without hashing."""
     n = t.num_rows
@@ -310,7 +307,7 @@ def _run_starts(column: pa.ChunkedArray) -> np.ndarray:
 
 
 def _increasing_by_runs(t: pa.Table, keys: Sequence[str]) -> bool | None:
-    """:func:`_strictly_increasing` without comparing every pair of text keys: within runs where the
+    """:func:`strictly_increasing` without comparing every pair of text keys: within runs where the
     leading (text) keys repeat - a ticker's rows - only the last key is compared, in numpy; the full
     key is compared only where a run may begin. None when this does not apply (a null key, a last key
     numpy does not order, a key type runs cannot be found for): the caller compares every pair."""
@@ -362,13 +359,13 @@ def _duplicate_reasons(t: pa.Table, reason: pa.Array) -> pa.Array:
     keys = list(PRIMARY_KEY)
     if reason.null_count == len(reason):  # no row rejected so far: all are candidates, nothing to take
         candidates = t.select(keys)
-        if _strictly_increasing(candidates, keys):
+        if strictly_increasing(candidates, keys):
             return reason
         valid_idx = pa.array(np.arange(t.num_rows, dtype=np.uint64))  # what indices_nonzero gives
     else:
         valid_idx = pc.indices_nonzero(pc.is_null(reason))
         candidates = t.select(keys).take(valid_idx)
-        if _strictly_increasing(candidates, keys):
+        if strictly_increasing(candidates, keys):
             return reason
     counts = candidates.group_by(keys).aggregate([([], "count_all")])
     repeated = counts.filter(pc.greater(counts["count_all"], 1)).select(keys)

@@ -559,3 +559,24 @@ def test_server_never_writes_outside_the_warehouse(server, http, tmp_path) -> No
     _error(http.post("/v1/namespaces/guard/tables", json={"name": ".", "schema": SCHEMA}), 400,
            "BadRequestException")
     assert not outside.exists()
+
+
+def test_in_process_server_stops_closing_connections_and_its_store(tmp_path) -> None:
+    """``stop`` of the in-process catalog (every stage closes one) ends the serving thread, closes kept-alive
+    client connections, frees the port and runs the app's shutdown (the store releases its connections)."""
+    import http.client
+    import socket
+
+    with catalog_server(f"sqlite:///{tmp_path}/c.db", (tmp_path / "wh").as_uri()) as srv:
+        conn = http.client.HTTPConnection(srv.host, srv.port, timeout=5)
+        conn.request("GET", "/v1/config")
+        assert conn.getresponse().read() and conn.sock is not None  # kept alive
+        store = srv.server.config.app.state.store
+        assert store.engine.pool.checkedin() >= 1  # the request used the store
+        idle = conn.sock
+    assert not srv.thread.is_alive()
+    idle.settimeout(5)
+    assert idle.recv(1) == b""  # the server closed the idle connection
+    assert store.engine.pool.checkedin() == 0  # lifespan shutdown: engine disposed
+    with pytest.raises(OSError), socket.create_connection((srv.host, srv.port), timeout=2):
+        pass

@@ -39,3 +39,46 @@ def test_one_partition_is_not_copied_and_nulls_are_their_own_part():
     got = {value: part["ticker"].to_pylist() for value, part in split_by_partition(_meta(), with_null)}
     assert got == {("a", 50): ["X", "Z"], (None, 50): ["Y"]}
     assert split_by_partition(_meta(), with_null.slice(0, 0)) == []
+
+
+def _quotes(rows: list[tuple[str, str, dt.date, float]]) -> pa.Table:
+    return pa.table({"source": [r[0] for r in rows], "ticker": [r[1] for r in rows],
+                     "trade_date": pa.array([r[2] for r in rows], pa.date32()),
+                     "close": [r[3] for r in rows], "currency": ["USD"] * len(rows)})
+
+
+def test_writer_sorts_dedupes_stamps_and_writes_one_file_per_partition(tmp_path):
+    """Batches in key order go through as they are; others are sorted and a repeated key keeps its last
+    row. Every row carries the load's stamps; each file holds one partition, in key order, with the
+    encodings chosen for data files (prices BYTE_STREAM_SPLIT, no dictionary for per-file constants)."""
+    import pyarrow.parquet as pq
+
+    from lakehouse.stages.ingest.extract_files import PartitionFileWriter
+
+    d = dt.date
+    clean = _quotes([("s", "A", d(2020, 12, 30), 1.0), ("s", "A", d(2021, 1, 4), 2.0), ("s", "B", d(2020, 6, 1), 3.0)])
+    messy = _quotes([("s", "D", d(2021, 3, 1), 4.0), ("s", "C", d(2021, 2, 1), 5.0), ("s", "C", d(2021, 2, 1), 6.0)])
+    stamp_us = 1_700_000_000_000_000
+    writer = PartitionFileWriter(_meta(), tmp_path, "load-1", stamp_us, ["source", "ticker", "trade_date"])
+    writer.add(clean)
+    writer.add(messy)
+    files = writer.close()
+    assert writer.rows == 5 and writer.duplicates == 1
+    got = {}
+    for path, rows in files:
+        table = pq.read_table(path)
+        assert table.num_rows == rows
+        years = {v.year for v in table["trade_date"].to_pylist()}
+        assert len(years) == 1  # one partition per file
+        got[years.pop()] = [(t, c) for t, c in zip(table["ticker"].to_pylist(), table["close"].to_pylist(),
+                                                    strict=True)]
+        assert set(table["load_id"].to_pylist()) == {"load-1"}
+        assert {v.timestamp() for v in table["loaded_at"].to_pylist()} == {stamp_us / 1e6}
+        column = {pq.ParquetFile(path).metadata.row_group(0).column(i).path_in_schema:
+                  pq.ParquetFile(path).metadata.row_group(0).column(i) for i in range(table.num_columns)}
+        assert "BYTE_STREAM_SPLIT" in column["close"].encodings
+        assert "RLE_DICTIONARY" in column["ticker"].encodings
+        assert "RLE_DICTIONARY" not in column["source"].encodings  # identity partition: constant per file
+        assert "RLE_DICTIONARY" not in column["load_id"].encodings
+    # keys sorted within each file; the repeated key (C, 2021-02-01) kept its last row (6.0)
+    assert got == {2020: [("A", 1.0), ("B", 3.0)], 2021: [("A", 2.0), ("C", 6.0), ("D", 4.0)]}

@@ -42,9 +42,11 @@ import pyarrow.parquet as pq
 from pyiceberg.catalog import Catalog
 from pyiceberg.table.metadata import TableMetadata, new_table_metadata
 
+from lakehouse.sources.quotes import strictly_increasing
 from lakehouse.stages.ingest import staging
 from lakehouse.stages.ingest.tables import (
     NAMESPACE,
+    STAMP_COLUMNS,
     TABLES,
     WRITE_THREADS,
     cast_to,
@@ -53,7 +55,7 @@ from lakehouse.stages.ingest.tables import (
     parquet_writer,
     partition_columns,
     row_group_rows,
-    stamp,
+    stamp_scalars,
 )
 
 #: Parquet footer key of a file written here: JSON of :class:`FileMark`.
@@ -63,6 +65,10 @@ FOOTER_KEY = "lakehouse.ingest"
 FLUSH_ROWS = 32_768
 #: Batches queued for the writer thread before ``add`` waits (bounds memory when encoding lags).
 MAX_QUEUED = 4
+#: Row groups handed to the writer threads and not yet written before the encoder waits: without a bound
+#: the rows waiting for the (slower) encoding piled up, and every megabyte a process has not used before
+#: costs the kernel a page fault and zeroing (a fifth of the CPU of a first 2.6M-row ingest).
+MAX_PENDING_WRITES = 2 * WRITE_THREADS
 
 
 def layout(meta: TableMetadata) -> str:
@@ -120,6 +126,22 @@ def expected_metadata(catalog: Catalog, name: str, namespace: str = NAMESPACE) -
     return new_table_metadata(kw["schema"], kw["partition_spec"], kw["sort_order"], "file:///not-created", {})
 
 
+def _codes(values: pa.Array) -> tuple[np.ndarray, list]:
+    """Dense codes ``0..k-1`` of ``values`` and the value of each code (a null its own code).
+
+    Integer values in a narrow range (years, months, days, buckets: most partition transforms) are coded
+    by subtraction, with no hash table; anything else through a dictionary."""
+    if pa.types.is_integer(values.type) and values.null_count == 0:
+        numbers = values.to_numpy()
+        low, high = int(numbers.min()), int(numbers.max())
+        if high - low < 1 << 16:
+            return (numbers - low).astype(np.int64), list(range(low, high + 1))
+    encoded = pc.dictionary_encode(values)
+    dictionary = encoded.dictionary
+    codes = pc.fill_null(encoded.indices, len(dictionary)).to_numpy().astype(np.int64)  # null: code k
+    return codes, [*dictionary.to_pylist(), None]
+
+
 def split_by_partition(meta: TableMetadata, rows: pa.Table) -> list[tuple[tuple, pa.Table]]:
     """``rows`` split by the partition of table ``meta``: (partition values, rows), each part keeping
     the rows' order. Vectorized on purpose (partition codes, one stable numpy sort, one take): this runs
@@ -132,12 +154,11 @@ def split_by_partition(meta: TableMetadata, rows: pa.Table) -> list[tuple[tuple,
     codes = np.zeros(rows.num_rows, dtype=np.int64)
     dictionaries = []
     for col in columns:
-        encoded = pc.dictionary_encode(col)
-        encoded = encoded.combine_chunks() if isinstance(encoded, pa.ChunkedArray) else encoded
-        dictionary = encoded.dictionary
-        indices = pc.fill_null(encoded.indices, len(dictionary)).to_numpy().astype(np.int64)  # null: its own code
-        codes = codes * (len(dictionary) + 1) + indices
-        dictionaries.append(dictionary.to_pylist() + [None])
+        col_codes, dictionary = _codes(col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col)
+        codes = codes * len(dictionary) + col_codes
+        dictionaries.append(dictionary)
+    if int(codes.max()) < 1 << 16:
+        codes = codes.astype(np.uint16)  # numpy sorts 16-bit keys stably by radix: linear time
     order = np.argsort(codes, kind="stable")
     ordered = codes[order]
     starts = np.concatenate([[0], np.flatnonzero(ordered[1:] != ordered[:-1]) + 1])
@@ -164,23 +185,32 @@ class PartitionFileWriter:
     the rest and returns the files."""
 
     def __init__(self, meta: TableMetadata, directory: Path, load_id: str, loaded_at_us: int,
-                 keys: Sequence[str]) -> None:
+                 keys: Sequence[str], keep_keys: bool = True) -> None:
         self.meta, self.directory, self.keys = meta, directory, list(keys)
         self.load_id = load_id
         self.mark = FileMark(layout(meta), load_id, loaded_at_us)
-        self._loaded_at = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=loaded_at_us)
+        loaded_at = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=loaded_at_us)
         self._target = meta.schema().as_arrow()
         self._known = set(self._target.names)
+        # the rows are split before they are stamped: the stamp columns are slices of one array, not copies
+        self._unstamped = pa.schema([f for f in self._target if f.name not in STAMP_COLUMNS])
+        self._stamps = {name: value for name, value in stamp_scalars(load_id, loaded_at).items()
+                        if name in self._known}
+        self._stamp_arrays: dict[str, pa.Array] = {}
+        self._stamp_fields: dict[str, pa.Field] = {}
         self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-encode")
         self._pool = ThreadPoolExecutor(max_workers=WRITE_THREADS, thread_name_prefix="ingest-write")
         self._queued: list[Future] = []
         self._writes: list[Future] = []
+        self._pending = threading.BoundedSemaphore(MAX_PENDING_WRITES)
         self._last_write: dict[tuple, Future] = {}  # per partition: its row groups go in order
         self._buffers: dict[tuple, list[pa.Table]] = {}
         self._buffered: dict[tuple, int] = {}
         self._writers: dict[tuple, tuple[Path, pq.ParquetWriter]] = {}
         self._row_group = row_group_rows(meta)
-        self.key_tables: list[pa.Table] = []
+        #: the key columns of the rows written, for the commit's merge; ``None`` when not kept (they hold
+        #: the key buffers of every batch alive: ~70 MB on the synthetic 2.6M rows)
+        self.key_tables: list[pa.Table] | None = [] if keep_keys else None
         self.rows = 0
         self.duplicates = 0
         directory.mkdir(parents=True, exist_ok=True)
@@ -227,32 +257,63 @@ class PartitionFileWriter:
 
     # -- encoder thread --------------------------------------------------------------------------
     def _encode(self, data: pa.Table) -> None:
-        rows = cast_to(self._target, stamp(data, self.load_id, self._loaded_at))
-        if not is_sorted(rows, self.keys):
-            rows = rows.sort_by([(k, "ascending") for k in self.keys])
-        deduped = drop_duplicate_keys(rows, self.keys)
+        rows = cast_to(self._unstamped, data)
+        if strictly_increasing(rows, self.keys):  # the usual batch (validated: in key order, no repeats)
+            deduped = rows
+        else:
+            if not is_sorted(rows, self.keys):
+                rows = rows.sort_by([(k, "ascending") for k in self.keys])
+            deduped = drop_duplicate_keys(rows, self.keys)
         self.duplicates += rows.num_rows - deduped.num_rows
         if deduped.num_rows == 0:
             return
         self.rows += deduped.num_rows
-        self.key_tables.append(deduped.select(self.keys))
+        if self.key_tables is not None:
+            self.key_tables.append(deduped.select(self.keys))
         for value, part in split_by_partition(self.meta, deduped):
-            self._buffers.setdefault(value, []).append(part)
+            self._buffers.setdefault(value, []).append(self._stamped(part))
             self._buffered[value] = self._buffered.get(value, 0) + part.num_rows
             if self._buffered[value] >= FLUSH_ROWS:
                 self._flush(value)
+
+    def _stamped(self, rows: pa.Table) -> pa.Table:
+        """``rows`` with the stamp columns, in the table's column order (the stamps: zero-copy slices of
+        one constant array per column, grown when a part is longer than any before)."""
+        n = rows.num_rows
+        if any(len(self._stamp_arrays.get(name, ())) < n for name in self._stamps):
+            size = max(n, FLUSH_ROWS)
+            constants = pa.table({name: pa.repeat(value, size) for name, value in self._stamps.items()})
+            constants = cast_to(pa.schema([self._target.field(name) for name in self._stamps]), constants)
+            self._stamp_arrays = {name: constants[name].combine_chunks() for name in self._stamps}
+            self._stamp_fields = {name: constants.schema.field(name) for name in self._stamps}
+        columns, fields = [], []
+        for f in self._target:
+            if f.name in self._stamps:
+                columns.append(self._stamp_arrays[f.name].slice(0, n))
+                fields.append(self._stamp_fields[f.name])
+            else:
+                columns.append(rows[f.name])
+                fields.append(rows.schema.field(f.name))
+        return pa.Table.from_arrays(columns, schema=pa.schema(fields))
 
     def _flush(self, part: tuple) -> None:
         """Hand the buffered rows of partition ``part`` to a writer thread, after its previous write."""
         pieces = self._buffers.pop(part, [])
         self._buffered.pop(part, None)
         if pieces:
+            self._pending.acquire()  # released by the write: see MAX_PENDING_WRITES
             fut = self._pool.submit(self._write, part, pieces, self._last_write.get(part))
             self._last_write[part] = fut
             self._writes.append(fut)
 
     # -- writer threads --------------------------------------------------------------------------
     def _write(self, part: tuple, pieces: list[pa.Table], previous: Future | None) -> None:
+        try:
+            self._write_pieces(part, pieces, previous)
+        finally:
+            self._pending.release()
+
+    def _write_pieces(self, part: tuple, pieces: list[pa.Table], previous: Future | None) -> None:
         if previous is not None:
             previous.result()  # submitted earlier (FIFO queue): already running or done
         data = pa.concat_tables(pieces)  # no copy: Parquet encodes a row group chunk by chunk
@@ -306,9 +367,11 @@ class ExtractSink:
         for (load_id, table_name), writer in writers.items():
             files = writer.close()
             staging.record_files(load_id, table_name, writer.key_tables, writer.duplicates)
-            columns = writer.meta.schema().as_arrow().empty_table()  # dlt takes the columns from it
-            for path, rows in files:
-                items.append(dlt.mark.with_file_import(str(path), "parquet", rows, hints=columns))
+            # dlt takes the table's columns from the first file's hints; the others come without, because
+            # dlt recomputes and re-validates the table schema for every item with Arrow hints (~7 ms each)
+            columns = writer.meta.schema().as_arrow().empty_table()
+            for i, (path, rows) in enumerate(files):
+                items.append(dlt.mark.with_file_import(str(path), "parquet", rows, hints=None if i else columns))
         return items
 
     def discard(self) -> None:
@@ -323,7 +386,10 @@ class ExtractSink:
         with self._lock:
             writer = self._writers.get((load_id, table_name))
             if writer is None:
+                # keys only when the table has rows the load may replace (else the commit reads them
+                # back from the files in the rare case it needs them: rows committed meanwhile)
                 writer = PartitionFileWriter(meta, self.directory / load_id / table_name, load_id,
-                                             self.loaded_at_us, self.keys[table_name])
+                                             self.loaded_at_us, self.keys[table_name],
+                                             keep_keys=meta.current_snapshot_id is not None)
                 self._writers[(load_id, table_name)] = writer
             return writer

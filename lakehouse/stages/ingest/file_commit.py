@@ -81,7 +81,8 @@ def place_files(meta: TableMetadata, io: FileIO, files: Sequence[str]) -> list[D
 def commit_files(table: Table, files: Sequence[str], mark: FileMark, keys: Sequence[str],
                  load_keys: pa.Table | None, duplicates: int = 0) -> CommitResult | None:
     """Commit the files of one load (all with ``mark``) as they are; ``None`` when they cannot be (see
-    the module docstring). ``load_keys``: the key columns of their rows when known (else read)."""
+    the module docstring). ``load_keys``: the key columns of their rows when known (else read from the
+    files, when the table has rows they may replace)."""
     name = table.name()[-1]
     placed: list[DataFile] = []
 
@@ -92,20 +93,23 @@ def commit_files(table: Table, files: Sequence[str], mark: FileMark, keys: Seque
         newest = max((s.timestamp_ms for s in meta.snapshots), default=None)
         if newest is not None and newest * 1000 >= mark.loaded_at_us:
             raise NotPlaceable("the table has a commit newer than the load's loaded_at stamp")
-        rows = load_keys if load_keys is not None else pa.concat_tables(
-            [pq.read_table(f, columns=list(keys)) for f in files])
-        tasks = list(tbl.scan(row_filter=key_region(rows)).plan_files()) if tbl.current_snapshot() else []
+        tasks: list = []
         replaced = 0
-        if tasks:
-            existing = read_files(tbl, tasks, keys)
-            if pc.all(keys_in(existing, rows, keys)).as_py() is False:
-                raise NotPlaceable("the files the load touches keep rows the load does not replace")
-            replaced = existing.num_rows
+        if tbl.current_snapshot():  # rows the load may replace: which files hold keys of the load
+            rows = load_keys if load_keys is not None else pa.concat_tables(
+                [pq.read_table(f, columns=list(keys)) for f in files])
+            tasks = list(tbl.scan(row_filter=key_region(rows)).plan_files())
+            if tasks:
+                existing = read_files(tbl, tasks, keys)
+                if pc.all(keys_in(existing, rows, keys)).as_py() is False:
+                    raise NotPlaceable("the files the load touches keep rows the load does not replace")
+                replaced = existing.num_rows
         if not placed:
             placed.extend(place_files(meta, tbl.io, files))
         tx = tbl.transaction()
         swap_files(tx, [task.file for task in tasks], placed, mark.load_id)
-        return tx, CommitResult(name, rows=rows.num_rows, replaced=replaced, duplicates=duplicates)
+        rows_written = sum(f.record_count for f in placed)
+        return tx, CommitResult(name, rows=rows_written, replaced=replaced, duplicates=duplicates)
 
     try:
         return commit_with_retry(table, mark.load_id, build)

@@ -176,6 +176,7 @@ def run_ingest(
     import dlt
 
     logging.getLogger("dlt").addFilter(_DLT_LOG_FILTER)  # idempotent: a filter is added once
+    from lakehouse.heap import settle as settle_heap
     from lakehouse.lake import open_lake
     from lakehouse.sources import default_tickers, make_fetcher
     from lakehouse.sources.resource import quote_source
@@ -200,6 +201,7 @@ def run_ingest(
     t0 = time.perf_counter()
     key = f"ingest-{uuid.uuid4().hex}"
     with _exclusive(cfg, source), open_lake(cfg) as lake:
+        settle_heap()  # dlt, pyiceberg and the catalog are imported now
         register_catalog(key, lake.catalog)
         sink: ExtractSink | None = None
         files_dir = cfg.path("dlt", create=True) / f"lakehouse_{source}.files"

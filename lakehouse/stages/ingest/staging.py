@@ -30,9 +30,11 @@ _FILES: dict[str, dict[str, FileRows]] = defaultdict(dict)
 
 @dataclass
 class FileRows:
-    """The rows a load wrote as data files of one table: their key columns and the duplicates dropped."""
+    """The rows a load wrote as data files of one table: their key columns (``None``: not kept, because
+    the table was empty when the extract began and the commit is unlikely to need them; it reads them
+    from the files if it does) and the duplicates dropped."""
 
-    keys: pa.Table
+    keys: pa.Table | None
     duplicates: int = 0
 
 
@@ -56,10 +58,12 @@ def record(table_name: str, table: pa.Table) -> None:
         _STAGED[load_id][table_name].append(table)
 
 
-def record_files(load_id: str, table_name: str, keys: Sequence[pa.Table], duplicates: int = 0) -> None:
-    """Keep the key columns of the rows load ``load_id`` wrote as data files of ``table_name``."""
+def record_files(load_id: str, table_name: str, keys: Sequence[pa.Table] | None, duplicates: int = 0) -> None:
+    """Keep the key columns of the rows load ``load_id`` wrote as data files of ``table_name`` (``None``:
+    not kept, see :class:`FileRows`)."""
     with _LOCK:
-        _FILES[load_id][table_name] = FileRows(pa.concat_tables(keys) if keys else pa.table({}), duplicates)
+        kept = None if keys is None else pa.concat_tables(keys) if keys else pa.table({})
+        _FILES[load_id][table_name] = FileRows(kept, duplicates)
 
 
 def take(load_id: str, table_name: str, files: Sequence[str]) -> pa.Table | None:

@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -61,6 +62,7 @@ from pyiceberg.partitioning import PartitionFieldValue, PartitionKey
 from pyiceberg.table import FileScanTask, Table, TableProperties, Transaction
 from pyiceberg.table.locations import load_location_provider
 from pyiceberg.table.metadata import TableMetadata
+from pyiceberg.transforms import IdentityTransform
 from pyiceberg.typedef import Record
 from pyiceberg.utils.properties import property_as_int
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
@@ -117,11 +119,19 @@ def committed_load_ids(table: Table) -> set[str]:
     return out
 
 
+#: The columns :func:`stamp` sets on every row of a load.
+STAMP_COLUMNS = ("loaded_at", "load_id")
+
+
+def stamp_scalars(load_id: str, loaded_at: dt.datetime) -> dict[str, pa.Scalar]:
+    """The value of each of :data:`STAMP_COLUMNS` for one load."""
+    return {"loaded_at": pa.scalar(loaded_at, pa.timestamp("us", tz="UTC")), "load_id": pa.scalar(load_id)}
+
+
 def stamp(data: pa.Table, load_id: str, loaded_at: dt.datetime) -> pa.Table:
     """``data`` with ``loaded_at`` / ``load_id`` set on every row (replacing any values it carried)."""
     n = data.num_rows
-    stamps = (("loaded_at", pa.scalar(loaded_at, pa.timestamp("us", tz="UTC"))), ("load_id", pa.scalar(load_id)))
-    for name, value in stamps:
+    for name, value in stamp_scalars(load_id, loaded_at).items():
         col = pa.repeat(value, n)
         if name in data.column_names:
             data = data.set_column(data.column_names.index(name), name, col)
@@ -165,7 +175,10 @@ def partition_columns(tbl: TableMetadata, data: pa.Table) -> list[pa.ChunkedArra
     out = []
     for pf in tbl.spec().fields:
         field = schema.find_field(pf.source_id)
-        out.append(pf.transform.pyarrow_transform(field.field_type)(data[field.name]))
+        column = data[field.name]
+        if isinstance(column, pa.ChunkedArray) and column.num_chunks > 1:
+            column = column.combine_chunks()  # one transform call, not one per chunk (a batch has ~40)
+        out.append(pf.transform.pyarrow_transform(field.field_type)(column))
     return out
 
 
@@ -250,13 +263,23 @@ def drop_duplicate_keys(data: pa.Table, keys: Sequence[str]) -> pa.Table:
     return data.filter(keep)
 
 
-#: Parquet dictionary encoding only for these Arrow types: prices and volumes are nearly unique, so a
-#: dictionary for them is built and then abandoned page after page (a third of the write time).
-DICTIONARY_TYPES = (pa.types.is_string, pa.types.is_large_string, pa.types.is_date, pa.types.is_boolean)
+def _encodings(meta: TableMetadata, schema: pa.Schema) -> dict[str, Any]:
+    """Column encodings of a data file of table ``meta``: ``ParquetWriter`` keyword arguments.
 
-
-def _dictionary_columns(schema: pa.Schema) -> list[str]:
-    return [f.name for f in schema if any(check(f.type) for check in DICTIONARY_TYPES)]
+    Measured on the synthetic 2.6M quotes (one file per partition, zstd; ``benchmarks/README.md``):
+    Arrow's default (a dictionary on every column) builds and then abandons a dictionary page after
+    page for the nearly unique prices; a dictionary on dates and on text that is the same on every row
+    of a file (identity-partition columns, the load stamps) costs time and saves nothing over plain
+    values that zstd compresses; BYTE_STREAM_SPLIT for floating-point columns is both faster and
+    smaller (the bytes of each position together compress well). Together: encoding -24% CPU, files
+    -13%. Every engine here reads them (pyarrow, DuckDB, ClickHouse; Parquet readers since 2021)."""
+    schema_fields = meta.schema()
+    constant = {schema_fields.find_field(f.source_id).name for f in meta.spec().fields
+                if isinstance(f.transform, IdentityTransform)} | set(STAMP_COLUMNS)
+    text = (pa.types.is_string, pa.types.is_large_string, pa.types.is_boolean)
+    dictionary = [f.name for f in schema if any(check(f.type) for check in text) and f.name not in constant]
+    split = [f.name for f in schema if pa.types.is_floating(f.type)]
+    return {"use_dictionary": dictionary, "use_byte_stream_split": split or False}
 
 
 def partition_values(meta: TableMetadata, rows: pa.Table) -> list[tuple]:
@@ -278,10 +301,10 @@ def partition_key(meta: TableMetadata, first_row: pa.Table) -> PartitionKey | No
 
 def parquet_writer(where, meta: TableMetadata, schema: pa.Schema) -> pq.ParquetWriter:  # noqa: ANN001
     """A Parquet writer for data files of table ``meta`` (``where``: a path or an open stream): the
-    table's write properties (compression, page and row-group sizes) through pyiceberg's helper, and a
-    dictionary only for strings, dates and booleans (:data:`DICTIONARY_TYPES`)."""
-    return pq.ParquetWriter(where, schema=schema, store_decimal_as_integer=True,
-                            use_dictionary=_dictionary_columns(schema), **_get_parquet_writer_kwargs(meta.properties))
+    table's write properties (compression, page and row-group sizes) through pyiceberg's helper, and
+    the column encodings of :func:`_encodings`."""
+    return pq.ParquetWriter(where, schema=schema, store_decimal_as_integer=True, **_encodings(meta, schema),
+                            **_get_parquet_writer_kwargs(meta.properties))
 
 
 def row_group_rows(meta: TableMetadata) -> int:
