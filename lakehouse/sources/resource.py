@@ -135,8 +135,12 @@ def quote_resource(
             result.duplicates += dup_counts.get(ticker, 0)
             result.rows += t.num_rows - bad_counts.get(ticker, 0)
         if good.num_rows:
-            newest = good.group_by("ticker").aggregate([("trade_date", "max")])
-            for ticker, last in zip(newest["ticker"].to_pylist(), newest["trade_date_max"].to_pylist(), strict=True):
+            if rejected.num_rows == 0:  # every row valid, so each fetched table is one ticker's rows
+                newest = [(ticker, pc.max(t["trade_date"]).as_py()) for ticker, t, _ in batch if t.num_rows]
+            else:
+                grouped = good.group_by("ticker").aggregate([("trade_date", "max")])
+                newest = zip(grouped["ticker"].to_pylist(), grouped["trade_date_max"].to_pylist(), strict=True)
+            for ticker, last in newest:
                 if last is not None and (state.get(ticker) is None or last.isoformat() > state[ticker]):
                     state[ticker] = last.isoformat()
         if rejected.num_rows:
