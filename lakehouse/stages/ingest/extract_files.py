@@ -66,8 +66,8 @@ FLUSH_ROWS = 32_768
 #: Batches queued for the writer thread before ``add`` waits (bounds memory when encoding lags).
 MAX_QUEUED = 4
 #: Row groups handed to the writer threads and not yet written before the encoder waits: without a bound
-#: the rows waiting for the (slower) encoding piled up, and every megabyte a process has not used before
-#: costs the kernel a page fault and zeroing (a fifth of the CPU of a first 2.6M-row ingest).
+#: a slow disk (or an encoding slower than the source) let the rows waiting to be written pile up to the
+#: whole load in memory; with it, about MAX_PENDING_WRITES x FLUSH_ROWS rows wait.
 MAX_PENDING_WRITES = 2 * WRITE_THREADS
 
 
