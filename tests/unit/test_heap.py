@@ -28,3 +28,14 @@ def test_settle_leaves_a_disabled_collector_alone(monkeypatch):
         assert heap.settle() is False
     finally:
         gc.enable()
+
+
+def test_glibc_keeps_freed_blocks_unless_the_user_tuned_malloc(monkeypatch):
+    import platform
+
+    for name in heap.MALLOC_ENV:
+        monkeypatch.delenv(name, raising=False)
+    expected = sys.platform == "linux" and platform.libc_ver()[0] == "glibc"
+    assert heap.keep_freed_blocks() is expected
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "131072")  # the user's own setting wins
+    assert heap.keep_freed_blocks() is False
