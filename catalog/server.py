@@ -196,9 +196,13 @@ def _prompt_server_class() -> type:
             for connection in list(self.server_state.connections):
                 connection.shutdown()
             loop = asyncio.get_running_loop()
-            deadline = loop.time() + self.config.timeout_graceful_shutdown
+            deadline = loop.time() + (self.config.timeout_graceful_shutdown or 5)
             while (self.server_state.connections or self.server_state.tasks) and loop.time() < deadline:
                 await asyncio.sleep(0.005)
+            if self.server_state.tasks:  # as uvicorn: said, then cancelled (a request may be a commit)
+                logging.getLogger("catalog").error(
+                    "in-process catalog stopping: cancelling %d request(s) still running after %ss",
+                    len(self.server_state.tasks), self.config.timeout_graceful_shutdown or 5)
             for task in self.server_state.tasks:
                 task.cancel(msg="the in-process catalog stopped")
             for server in self.servers:

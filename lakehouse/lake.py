@@ -80,6 +80,19 @@ def _lake_key(cfg: Config) -> tuple:
     return (str(cfg.home), cfg.catalog_db_url, cfg.warehouse_uri, cfg.catalog.warehouse_name, cfg.catalog.auth)
 
 
+def import_lake_modules(cfg: Config) -> None:
+    """Import what :func:`open_lake` will use (pyiceberg's REST client; the catalog server when it will
+    run in-process), so a caller can settle the process's heap (:mod:`lakehouse.heap`) before the lake's
+    own objects exist."""
+    import pyiceberg.catalog.rest  # noqa: F401
+
+    from lakehouse.services.supervisor import is_running
+
+    if not cfg.catalog.external and not is_running(cfg, "catalog"):
+        import catalog.app  # noqa: F401
+        import catalog.server  # noqa: F401
+
+
 @contextmanager
 def open_lake(cfg: Config | None = None) -> Iterator[LakeHandle]:
     """Yield a handle on the lake's catalog for the duration of the block (reused when nested)."""

@@ -172,11 +172,13 @@ def select(stages: Sequence[Stage], only: Sequence[str] = (), start_from: str | 
 def run_pipeline(cfg: Config, console: Console, *, only: Sequence[str] = (), start_from: str | None = None,
                  force: bool = False, run_id: str | None = None) -> list[Outcome]:
     """Run the selected stages in dependency order, skipping fresh ones unless ``force``."""
-    from lakehouse.lake import open_lake
+    from lakehouse.lake import import_lake_modules, open_lake
 
     stages = graph.pipeline(cfg)
     chosen = set(select(stages, only, start_from))
     outcomes: dict[str, Outcome] = {}
+    import_lake_modules(cfg)
+    settle_heap()  # before the run's lake is open (lakehouse.heap); stages settle again after big imports
     with open_lake(cfg) as lake:
         session = Session(cfg, lake, console, run_id)
         for stage in stages:

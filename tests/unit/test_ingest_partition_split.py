@@ -82,3 +82,54 @@ def test_writer_sorts_dedupes_stamps_and_writes_one_file_per_partition(tmp_path)
         assert "RLE_DICTIONARY" not in column["load_id"].encodings
     # keys sorted within each file; the repeated key (C, 2021-02-01) kept its last row (6.0)
     assert got == {2020: [("A", 1.0), ("B", 3.0)], 2021: [("A", 2.0), ("C", 6.0), ("D", 4.0)]}
+
+
+def _custom_meta(fields, spec_fields):
+    from pyiceberg.partitioning import PartitionField, PartitionSpec
+    from pyiceberg.schema import Schema
+    from pyiceberg.table.sorting import UNSORTED_SORT_ORDER
+
+    schema = Schema(*fields)
+    spec = PartitionSpec(*[PartitionField(source_id=sid, field_id=1000 + i, transform=t, name=f"p{i}")
+                           for i, (sid, t) in enumerate(spec_fields)])
+    return new_table_metadata(schema, spec, UNSORTED_SORT_ORDER, "file:///x", {})
+
+
+def test_many_wide_partition_columns_split_like_a_plain_grouping():
+    """Four integer partition columns with wide ranges (their code space overflows 64 bits unless the
+    combinations are renumbered) and nulls: every part holds exactly the rows of one value tuple."""
+    import numpy as np
+    from pyiceberg.transforms import IdentityTransform
+    from pyiceberg.types import LongType, NestedField
+
+    names = ["a", "b", "c", "d"]
+    meta = _custom_meta([NestedField(i + 1, n, LongType(), required=False) for i, n in enumerate(names)],
+                        [(i + 1, IdentityTransform()) for i in range(4)])
+    rng = np.random.default_rng(7)
+    cols = {n: rng.choice([0, 5, 65_000], size=400).tolist() for n in names}  # range-coded: 65,001 codes each
+    cols["d"][3] = None
+    rows = pa.table({n: pa.array(v, pa.int64()) for n, v in cols.items()}).append_column("i", pa.array(range(400)))
+    expected: dict[tuple, list[int]] = {}
+    for i in range(400):
+        expected.setdefault(tuple(cols[n][i] for n in names), []).append(i)
+    got = {value: part["i"].to_pylist() for value, part in split_by_partition(meta, rows)}
+    assert got == expected
+
+
+def test_a_spec_on_a_stamp_column_is_stamped_before_the_split(tmp_path):
+    import pyarrow.parquet as pq
+    from pyiceberg.transforms import DayTransform
+    from pyiceberg.types import NestedField, StringType, TimestamptzType
+
+    from lakehouse.stages.ingest.extract_files import PartitionFileWriter
+
+    meta = _custom_meta([NestedField(1, "k", StringType(), required=False),
+                         NestedField(2, "loaded_at", TimestamptzType(), required=False),
+                         NestedField(3, "load_id", StringType(), required=False)], [(2, DayTransform())])
+    stamp_us = 1_700_000_000_000_000
+    writer = PartitionFileWriter(meta, tmp_path, "load-9", stamp_us, ["k"])
+    writer.add(pa.table({"k": ["x", "y"]}))
+    [(path, rows)] = writer.close()
+    table = pq.read_table(path)
+    assert rows == 2 and table["load_id"].to_pylist() == ["load-9", "load-9"]
+    assert {v.timestamp() for v in table["loaded_at"].to_pylist()} == {stamp_us / 1e6}

@@ -46,7 +46,6 @@ from lakehouse.sources.quotes import strictly_increasing
 from lakehouse.stages.ingest import staging
 from lakehouse.stages.ingest.tables import (
     NAMESPACE,
-    STAMP_COLUMNS,
     TABLES,
     WRITE_THREADS,
     cast_to,
@@ -151,13 +150,16 @@ def split_by_partition(meta: TableMetadata, rows: pa.Table) -> list[tuple[tuple,
     columns = partition_columns(meta, rows)
     if not columns:
         return [((), rows)]
-    codes = np.zeros(rows.num_rows, dtype=np.int64)
-    dictionaries = []
+    codes, size = np.zeros(rows.num_rows, dtype=np.int64), 1
+    per_column = []
     for col in columns:
         col_codes, dictionary = _codes(col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col)
-        codes = codes * len(dictionary) + col_codes
-        dictionaries.append(dictionary)
-    if int(codes.max()) < 1 << 16:
+        per_column.append((col_codes, dictionary))
+        codes, size = codes * len(dictionary) + col_codes, size * len(dictionary)
+        if size > 1 << 31:  # many columns: renumber the combinations present (same order) before overflow
+            present, codes = np.unique(codes, return_inverse=True)
+            size = len(present)
+    if size <= 1 << 16:
         codes = codes.astype(np.uint16)  # numpy sorts 16-bit keys stably by radix: linear time
     order = np.argsort(codes, kind="stable")
     ordered = codes[order]
@@ -167,11 +169,9 @@ def split_by_partition(meta: TableMetadata, rows: pa.Table) -> list[tuple[tuple,
     bounds = [*starts.tolist(), rows.num_rows]
     out = []
     for a, b in zip(bounds, bounds[1:], strict=False):
-        code, value = int(ordered[a]), []
-        for dictionary in reversed(dictionaries):
-            code, i = divmod(code, len(dictionary))
-            value.append(dictionary[i])
-        out.append((tuple(reversed(value)), rows.slice(a, b - a)))
+        first = int(order[a])  # a row of the part: its values are the part's partition
+        value = tuple(dictionary[int(col_codes[first])] for col_codes, dictionary in per_column)
+        out.append((value, rows.slice(a, b - a)))
     return out
 
 
@@ -192,10 +192,16 @@ class PartitionFileWriter:
         loaded_at = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=loaded_at_us)
         self._target = meta.schema().as_arrow()
         self._known = set(self._target.names)
-        # the rows are split before they are stamped: the stamp columns are slices of one array, not copies
-        self._unstamped = pa.schema([f for f in self._target if f.name not in STAMP_COLUMNS])
+        # the rows are split before they are stamped (the stamp columns: slices of one array, not copies),
+        # unless the partition spec reads a stamp column (then they are stamped first, as a whole batch)
         self._stamps = {name: value for name, value in stamp_scalars(load_id, loaded_at).items()
                         if name in self._known}
+        schema = meta.schema()
+        if {schema.find_field(f.source_id).name for f in meta.spec().fields} & set(self._stamps):
+            self._early_stamps, self._stamps = self._stamps, {}
+        else:
+            self._early_stamps = {}
+        self._unstamped = pa.schema([f for f in self._target if f.name not in self._stamps])
         self._stamp_arrays: dict[str, pa.Array] = {}
         self._stamp_fields: dict[str, pa.Field] = {}
         self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-encode")
@@ -257,6 +263,10 @@ class PartitionFileWriter:
 
     # -- encoder thread --------------------------------------------------------------------------
     def _encode(self, data: pa.Table) -> None:
+        for name, value in self._early_stamps.items():
+            column = pa.repeat(value, data.num_rows)
+            data = (data.set_column(data.column_names.index(name), name, column) if name in data.column_names
+                    else data.append_column(name, column))
         rows = cast_to(self._unstamped, data)
         if strictly_increasing(rows, self.keys):  # the usual batch (validated: in key order, no repeats)
             deduped = rows
@@ -368,7 +378,9 @@ class ExtractSink:
             files = writer.close()
             staging.record_files(load_id, table_name, writer.key_tables, writer.duplicates)
             # dlt takes the table's columns from the first file's hints; the others come without, because
-            # dlt recomputes and re-validates the table schema for every item with Arrow hints (~7 ms each)
+            # dlt recomputes and re-validates the table schema for every item with Arrow hints (~7 ms each).
+            # (A file import without hints goes through dlt's object extractor, which only imports the file:
+            # tests/integration/test_ingest_files.py checks every file of a load arrives.)
             columns = writer.meta.schema().as_arrow().empty_table()
             for i, (path, rows) in enumerate(files):
                 items.append(dlt.mark.with_file_import(str(path), "parquet", rows, hints=None if i else columns))

@@ -177,7 +177,7 @@ def run_ingest(
 
     logging.getLogger("dlt").addFilter(_DLT_LOG_FILTER)  # idempotent: a filter is added once
     from lakehouse.heap import settle as settle_heap
-    from lakehouse.lake import open_lake
+    from lakehouse.lake import import_lake_modules, open_lake
     from lakehouse.sources import default_tickers, make_fetcher
     from lakehouse.sources.resource import quote_source
     from lakehouse.stages.ingest import staging
@@ -200,8 +200,9 @@ def run_ingest(
     summary = IngestSummary(source, report)
     t0 = time.perf_counter()
     key = f"ingest-{uuid.uuid4().hex}"
+    import_lake_modules(cfg)
+    settle_heap()  # dlt, pyiceberg and the catalog are imported, the lake not opened yet: lakehouse.heap
     with _exclusive(cfg, source), open_lake(cfg) as lake:
-        settle_heap()  # dlt, pyiceberg and the catalog are imported now
         register_catalog(key, lake.catalog)
         sink: ExtractSink | None = None
         files_dir = cfg.path("dlt", create=True) / f"lakehouse_{source}.files"

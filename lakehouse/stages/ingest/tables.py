@@ -268,11 +268,12 @@ def _encodings(meta: TableMetadata, schema: pa.Schema) -> dict[str, Any]:
 
     Measured on the synthetic 2.6M quotes (one file per partition, zstd; ``benchmarks/README.md``):
     Arrow's default (a dictionary on every column) builds and then abandons a dictionary page after
-    page for the nearly unique prices; a dictionary on dates and on text that is the same on every row
-    of a file (identity-partition columns, the load stamps) costs time and saves nothing over plain
-    values that zstd compresses; BYTE_STREAM_SPLIT for floating-point columns is both faster and
-    smaller (the bytes of each position together compress well). Together: encoding -24% CPU, files
-    -13%. Every engine here reads them (pyarrow, DuckDB, ClickHouse; Parquet readers since 2021)."""
+    page for the nearly unique prices; a dictionary on dates and on text with one or a few values per
+    file (identity-partition columns: one; the load stamps: one per load whose rows the file holds)
+    costs time and saves nothing over plain values that zstd compresses; BYTE_STREAM_SPLIT for
+    floating-point columns is both faster and smaller (the bytes of each position together compress
+    well). Together: encoding -24% CPU, files -13%. Every engine here reads them (pyarrow, DuckDB,
+    ClickHouse; Parquet readers since 2021)."""
     schema_fields = meta.schema()
     constant = {schema_fields.find_field(f.source_id).name for f in meta.spec().fields
                 if isinstance(f.transform, IdentityTransform)} | set(STAMP_COLUMNS)
