@@ -16,7 +16,9 @@ DAG runs and which DAGs it follows. The rest follows from the assets the stages 
   that have one;
 - waiting: a DAG scheduled on assets skips its tasks until every one of those assets exists (``predict``
   triggered by features before the first champion exists skips cleanly and runs when the champion's
-  event arrives);
+  event arrives), and a task also skips until what it reads from the tasks before it in its DAG exists
+  (``evaluate`` before the first forecast: had it run, its success would have announced
+  ``ml.prediction_accuracy`` before the table existed, and ``dwh_marts`` would have started too early);
 - a stage missing from :data:`DAGS` (a stage added to the graph later) joins the DAG of the first
   stage that reads what it writes (it is a step before that stage, like a backtest before training),
   or else the DAG of the last stage it reads from; the plan refuses an assignment whose data would
@@ -219,15 +221,21 @@ def plan(doc: Mapping[str, Any], dags: Sequence[DagSpec] = DAGS) -> list[DagPlan
                 raise PlanError(f"DAG {d.dag_id} follows {up} but reads nothing it writes")
             trigger.append(group)
         wait_for = list(dict.fromkeys(a for g in trigger for a in g))
+        written_here = {a: s["name"] for s in mine for a in s["writes"]}
         tasks = []
         for s in mine:
+            # and what it reads from a stage before it in this DAG: a task that ran with nothing to read
+            # would succeed and emit its outlets' events for tables it never wrote (evaluate before the
+            # first forecast), and a DAG scheduled on them would start before they exist
+            own = [a for a in s["reads"] if a in written_here and written_here[a] != s["name"]]
             upstream = [u for u in s["upstream"] if u in names]
             if gate in names and s["name"] != gate and gate not in upstream:
                 upstream.insert(0, gate)
             retried = s["name"] in d.retried
             tasks.append(TaskPlan(
                 task_id=s["name"], description=s["description"], reads=list(s["reads"]), writes=list(s["writes"]),
-                upstream=upstream, timeout_minutes=int(s["timeout_minutes"]), wait_for=wait_for,
+                upstream=upstream, timeout_minutes=int(s["timeout_minutes"]),
+                wait_for=list(dict.fromkeys([*wait_for, *own])),
                 retries=int(settings["ingest_retries"]) if retried else 0,
                 retry_delay_seconds=float(settings["ingest_retry_delay_seconds"]) if retried else 0,
                 max_retry_delay_seconds=float(settings["ingest_max_retry_delay_seconds"]) if retried else 0,

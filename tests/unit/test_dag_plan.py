@@ -50,7 +50,10 @@ def test_schedules_follow_the_assets_and_the_config(cfg) -> None:
     assert plans["dwh_marts"].trigger_assets == [["ml.predictions", "ml.prediction_accuracy"]]
     # a DAG scheduled on assets waits until they all exist; the cron-only DAG never waits
     wait = plans["predict"].task("predict").wait_for
-    assert wait == [*from_features, champion] and plans["predict"].task("evaluate").wait_for == wait
+    assert wait == [*from_features, champion]
+    # and a task waits for what it reads from a task before it in its DAG: evaluate before the first forecast
+    # would succeed and announce ml.prediction_accuracy, a table it never wrote, starting dwh_marts too early
+    assert plans["predict"].task("evaluate").wait_for == [*wait, "ml.predictions"]
     assert plans["quotes_ingest"].task("ingest").wait_for == []
     argv = plans["predict"].task("predict").command("/x/lakehouse")
     assert argv[:6] == ["/x/lakehouse", "run", "--only", "predict", "--skipped-exit-code", "99"]
