@@ -54,6 +54,7 @@ from lakehouse.stages.ingest.tables import (
     parquet_writer,
     partition_columns,
     row_group_rows,
+    stamp,
     stamp_scalars,
 )
 
@@ -189,7 +190,7 @@ class PartitionFileWriter:
         self.meta, self.directory, self.keys = meta, directory, list(keys)
         self.load_id = load_id
         self.mark = FileMark(layout(meta), load_id, loaded_at_us)
-        loaded_at = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=loaded_at_us)
+        self._loaded_at = loaded_at = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=loaded_at_us)
         self._target = meta.schema().as_arrow()
         self._known = set(self._target.names)
         # the rows are split before they are stamped (the stamp columns: slices of one array, not copies),
@@ -197,10 +198,9 @@ class PartitionFileWriter:
         self._stamps = {name: value for name, value in stamp_scalars(load_id, loaded_at).items()
                         if name in self._known}
         schema = meta.schema()
-        if {schema.find_field(f.source_id).name for f in meta.spec().fields} & set(self._stamps):
-            self._early_stamps, self._stamps = self._stamps, {}
-        else:
-            self._early_stamps = {}
+        self._stamp_first = bool({schema.find_field(f.source_id).name for f in meta.spec().fields} & set(self._stamps))
+        if self._stamp_first:
+            self._stamps = {}
         self._unstamped = pa.schema([f for f in self._target if f.name not in self._stamps])
         self._stamp_arrays: dict[str, pa.Array] = {}
         self._stamp_fields: dict[str, pa.Field] = {}
@@ -263,10 +263,8 @@ class PartitionFileWriter:
 
     # -- encoder thread --------------------------------------------------------------------------
     def _encode(self, data: pa.Table) -> None:
-        for name, value in self._early_stamps.items():
-            column = pa.repeat(value, data.num_rows)
-            data = (data.set_column(data.column_names.index(name), name, column) if name in data.column_names
-                    else data.append_column(name, column))
+        if self._stamp_first:
+            data = stamp(data, self.load_id, self._loaded_at)
         rows = cast_to(self._unstamped, data)
         if strictly_increasing(rows, self.keys):  # the usual batch (validated: in key order, no repeats)
             deduped = rows
